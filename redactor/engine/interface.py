@@ -1,0 +1,43 @@
+"""The engine's data types: what a rule is, what a finding is, and the engine's errors.
+
+Nothing here holds behaviour; everything is frozen so a finding can cross threads and
+queues without copying. Types that carry plaintext hide it from ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class RedactorError(Exception):
+    """Base class of every error redactor raises on purpose."""
+
+
+class RuleError(RedactorError):
+    """A rule pack is malformed: bad syntax, unknown validator, unbounded pattern, ..."""
+
+
+class ConfigError(RedactorError):
+    """A configuration value is missing or invalid (raised early, at construction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One masked value: where it was, which rule masked it, and the original.
+
+    ``original`` is the plaintext. It never appears in ``repr`` or ``str`` so that a
+    finding logged by accident does not leak what it found.
+    """
+
+    rule_id: str
+    category: str  # card | ssn | secret | pii
+    label: str  # short name used in the mask, e.g. "card", "github_token"
+    ref: str  # keyed HMAC of (trace id, label, original); 8 base32 characters
+    mask: str  # the exact placeholder written in place of the original
+    path: str  # field path inside the record ("" for a bare string, "extra.user.card", ...)
+    start: int  # offsets of the original inside the field's original text
+    end: int
+    original: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"Finding({self.rule_id} at {self.path or '<value>'}[{self.start}:{self.end}] ref={self.ref})"
