@@ -38,7 +38,7 @@ class GrantNotFound(GrantError):
     status = 404
 
 
-class RevealRefused(GrantError):
+class RevealRefused(NotAllowed):
     """No active grant covers this reveal; an audit entry has been written."""
 
     status = 403
