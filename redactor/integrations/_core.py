@@ -1,0 +1,363 @@
+"""What every integration shares: engine and vault resolution, trace ids, failure handling.
+
+Integrations are the boundary with host code, so everything here is built to never raise on
+the hot path: a failing engine call yields :data:`FAILED_PLACEHOLDER` for that field, is counted
+in :data:`redactor.metrics.METRICS`, and is logged once through the non-propagating
+``redactor.internal`` logger with the exception *type* only (an exception message may quote
+the text being redacted).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from redactor.engine.interface import ConfigError
+from redactor.engine.masks import FAILED_PLACEHOLDER
+from redactor.metrics import METRICS
+
+if TYPE_CHECKING:
+    from redactor.engine.interface import Finding
+    from redactor.settings import Settings
+
+__all__ = [
+    "DEFAULT_TRACE_SOURCES",
+    "FAILED_PLACEHOLDER",
+    "INTERNAL_LOGGER_NAME",
+    "Pipeline",
+    "TraceResolver",
+    "internal_logger",
+    "normalize_trace_id",
+]
+
+INTERNAL_LOGGER_NAME = "redactor.internal"
+
+#: Where a record's trace id comes from, tried in this order unless configured otherwise:
+#: the active OpenTelemetry span (or the telemetry item's own span context), attributes that
+#: OpenTelemetry's logging instrumentation injects (``otelTraceID``), structlog's contextvars
+#: (``trace_id``), and finally a configured record field.
+DEFAULT_TRACE_SOURCES: tuple[str, ...] = ("otel", "record", "contextvars", "field")
+_KNOWN_TRACE_SOURCES = frozenset(DEFAULT_TRACE_SOURCES)
+OTEL_RECORD_TRACE_KEYS: tuple[str, ...] = ("otelTraceID", "otel_trace_id")
+
+_DEDUP_LIMIT = 1024
+
+
+class _OnceFilter(logging.Filter):
+    """Lets each distinct internal message through once per process (bounded memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = f"{record.levelno}:{record.msg}:{record.args!r}"
+        with self._lock:
+            if key in self._seen or len(self._seen) >= _DEDUP_LIMIT:
+                return False
+            self._seen.add(key)
+        return True
+
+
+_internal_lock = threading.Lock()
+
+
+def internal_logger() -> logging.Logger:
+    """redactor's own logger: non-propagating (so host redaction filters never recurse into
+    it and host handlers never see it unasked) and de-duplicating.
+
+    Without handlers of its own, warnings reach stderr through ``logging.lastResort``.
+    Messages logged here carry integration names and exception types, never record text.
+    """
+    logger = logging.getLogger(INTERNAL_LOGGER_NAME)
+    if logger.propagate or not any(isinstance(f, _OnceFilter) for f in logger.filters):
+        with _internal_lock:
+            logger.propagate = False
+            if not any(isinstance(f, _OnceFilter) for f in logger.filters):
+                logger.addFilter(_OnceFilter())
+    return logger
+
+
+# -- trace ids ---------------------------------------------------------------------------------
+
+_HEX_RE = re.compile(r"[0-9a-f]{1,32}")
+_MAX_TRACE_ID = 1 << 128
+
+
+def normalize_trace_id(value: object) -> str | None:
+    """A trace id as 32 lowercase hex characters, or None when ``value`` is not a valid one.
+
+    Accepts OpenTelemetry's integer form, hex strings with or without ``0x`` / dashes (UUIDs),
+    and 16 raw bytes. All-zero ids are OpenTelemetry's "invalid" and yield None.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return f"{value:032x}" if 0 < value < _MAX_TRACE_ID else None
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != 16:
+            return None
+        value = bytes(value).hex()
+    if not isinstance(value, str):
+        return None
+    text = value
+    if len(text) != 32 or not _HEX_RE.fullmatch(text):
+        text = text.strip().lower().replace("-", "")
+        if text.startswith("0x"):
+            text = text[2:]
+        if not _HEX_RE.fullmatch(text):
+            return None
+        text = text.rjust(32, "0")
+    if text == "0" * 32:
+        return None
+    return text
+
+
+def active_span_trace_id() -> str | None:
+    """The trace id of the active OpenTelemetry span, if there is a valid one."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
+
+
+def _structlog_contextvar(key: str) -> Callable[[], object]:
+    """A cheap reader of one structlog contextvar (structlog's own getter copies the context)."""
+    try:
+        import structlog.contextvars as sc
+    except ImportError:
+        return lambda: None
+    store = getattr(sc, "_CONTEXT_VARS", None)
+    name = getattr(sc, "STRUCTLOG_KEY_PREFIX", "structlog_") + key
+    if not isinstance(store, dict):
+        return lambda: sc.get_contextvars().get(key)
+
+    def read() -> object:
+        var = store.get(name)
+        if var is None:
+            return None
+        value = var.get(Ellipsis)
+        return None if value is Ellipsis else value
+
+    return read
+
+
+class TraceResolver:
+    """Finds a record's trace id from the configured sources, in order.
+
+    ``sources`` is any ordering of ``"otel"``, ``"record"``, ``"contextvars"``, ``"field"``.
+    ``field`` names the record attribute / event key used by the ``"field"`` source;
+    ``contextvar`` is the structlog contextvar key (default ``trace_id``).
+    """
+
+    __slots__ = ("sources", "field", "_steps", "_ctx_reader", "_record_keys")
+
+    def __init__(
+        self,
+        sources: Iterable[str] | str | None = None,
+        *,
+        field: str | None = None,
+        contextvar: str = "trace_id",
+        record_keys: Sequence[str] = OTEL_RECORD_TRACE_KEYS,
+    ) -> None:
+        if sources is None:
+            sources = DEFAULT_TRACE_SOURCES
+        elif isinstance(sources, str):
+            sources = [s.strip() for s in sources.split(",") if s.strip()]
+        ordered = tuple(sources)
+        unknown = [s for s in ordered if s not in _KNOWN_TRACE_SOURCES]
+        if unknown:
+            raise ConfigError(
+                f"unknown trace id source(s) {unknown}; choose from {sorted(_KNOWN_TRACE_SOURCES)}"
+            )
+        # "field" without a field name is a no-op, so drop it rather than test it per record.
+        self.sources = tuple(s for s in ordered if s != "field" or field)
+        self.field = field
+        self._record_keys = tuple(record_keys)
+        self._ctx_reader = _structlog_contextvar(contextvar)
+
+    def resolve(self, get: Callable[[str], object], own_trace_id: object = None) -> str | None:
+        """The first valid trace id; ``get`` reads a record attribute / key by name and
+        ``own_trace_id`` is the telemetry item's own span context (used by the "otel" source
+        before the active span)."""
+        for source in self.sources:
+            if source == "otel":
+                found = normalize_trace_id(own_trace_id) if own_trace_id else None
+                if found is None:
+                    found = active_span_trace_id()
+            elif source == "record":
+                found = None
+                for key in self._record_keys:
+                    found = normalize_trace_id(get(key))
+                    if found is not None:
+                        break
+            elif source == "contextvars":
+                found = normalize_trace_id(self._ctx_reader())
+            else:
+                found = normalize_trace_id(get(self.field)) if self.field else None
+            if found is not None:
+                return found
+        return None
+
+
+# -- engine and vault --------------------------------------------------------------------------
+
+_shared_lock = threading.Lock()
+_shared_redactors: dict[Any, Any] = {}
+_shared_writers: dict[Any, Any] = {}
+
+
+def resolve_settings(settings: Settings | None) -> Settings:
+    """``settings`` or, when None, settings resolved from the environment."""
+    if settings is not None:
+        return settings
+    from redactor.settings import resolve_settings as resolve
+
+    return resolve()
+
+
+def shared_redactor(settings: Settings | None) -> Any:
+    """One engine per settings value per process (rule compilation is paid once)."""
+    from redactor import create_redactor
+
+    resolved = resolve_settings(settings)
+    with _shared_lock:
+        engine = _shared_redactors.get(resolved)
+        if engine is None:
+            engine = create_redactor(resolved)
+            _shared_redactors[resolved] = engine
+        return engine
+
+
+def shared_writer(settings: Settings | None, url: str | None) -> Any:
+    """One vault writer per (settings, url) per process, so integrations share its queue
+    and background thread; None when no vault is configured."""
+    from redactor.vault import open_writer
+
+    resolved = resolve_settings(settings)
+    key = (resolved, url)
+    with _shared_lock:
+        if key not in _shared_writers:
+            writer = open_writer(resolved, url=url)
+            _shared_writers[key] = writer
+            if writer is not None:
+                METRICS.watch_vault(writer)
+        return _shared_writers[key]
+
+
+def resolve_vault(vault: Any, settings: Settings | None) -> Any:
+    """Turn the ``vault=`` argument of an integration into a writer (or None).
+
+    A writer object is used as is; a string is a vault URL; None opens the configured vault
+    (None again when none is configured); False disables the vault explicitly.
+    """
+    if vault is False:
+        return None
+    if vault is None or isinstance(vault, str):
+        return shared_writer(settings, vault)
+    if not callable(getattr(vault, "submit", None)):
+        raise ConfigError(f"vault must be a VaultWriter, a URL or None, got {type(vault).__name__}")
+    METRICS.watch_vault(vault)
+    return vault
+
+
+class Pipeline:
+    """Engine + vault + trace resolver for one integration, with fail-closed wrappers."""
+
+    __slots__ = ("integration", "engine", "vault", "trace", "_redact", "_log")
+
+    def __init__(
+        self,
+        integration: str,
+        *,
+        redactor: Any = None,
+        vault: Any = None,
+        settings: Settings | None = None,
+        trace_sources: Iterable[str] | str | None = None,
+        trace_field: str | None = None,
+        trace_contextvar: str = "trace_id",
+    ) -> None:
+        if redactor is None:
+            redactor = shared_redactor(settings)
+        redact = getattr(redactor, "redact", None)
+        if not callable(redact):
+            raise ConfigError(f"redactor must have a redact() method, got {type(redactor).__name__}")
+        self.integration = integration
+        self.engine = redactor
+        self._redact = redact
+        self.vault = resolve_vault(vault, settings)
+        self.trace = TraceResolver(trace_sources, field=trace_field, contextvar=trace_contextvar)
+        self._log = internal_logger()
+        METRICS.register()
+
+    def redact(self, value: Any, trace_id: str | None, findings: list[Finding], path: str) -> Any:
+        """``value`` redacted, the same object when clean, the failure placeholder on error."""
+        try:
+            return self._redact(value, trace_id=trace_id, findings=findings, path=path)
+        except Exception as exc:  # fail closed: the host's log line survives, the value doesn't
+            return self.failed(exc, findings, 0, "value")
+
+    def failed(self, exc: BaseException, findings: list[Finding], keep: int, what: str) -> str:
+        """Account for a failed redaction and return the placeholder that replaces the field.
+
+        Findings appended for the failed value (beyond index ``keep``) are dropped: their
+        masks never reach the output.
+        """
+        del findings[keep:]
+        METRICS.count_failure(self.integration)
+        self._log.warning(
+            "redaction failed in %s (%s: %s); the field was replaced by %s",
+            self.integration,
+            what,
+            type(exc).__name__,
+            FAILED_PLACEHOLDER,
+        )
+        return FAILED_PLACEHOLDER
+
+    def redact_field(
+        self, value: Any, trace_id: str | None, findings: list[Finding], path: str, what: str
+    ) -> Any:
+        """Like :meth:`redact`, naming the field kind (never the value) in the failure log."""
+        keep = len(findings)
+        try:
+            return self._redact(value, trace_id=trace_id, findings=findings, path=path)
+        except Exception as exc:
+            return self.failed(exc, findings, keep, what)
+
+    def commit(
+        self,
+        trace_id: str | None,
+        source: str,
+        redacted: str,
+        findings: Sequence[Finding],
+        timestamp: float | None = None,
+    ) -> None:
+        """Count ``findings`` and hand them to the vault writer (which never blocks)."""
+        METRICS.count_findings(findings)
+        vault = self.vault
+        if vault is None:
+            return
+        try:
+            vault.submit(trace_id, source, redacted, findings, timestamp)
+        except Exception as exc:  # the writer promises not to raise; guard the host anyway
+            self._log.warning(
+                "vault submit failed in %s (%s); originals were not stored",
+                self.integration,
+                type(exc).__name__,
+            )
+
+    def flush_vault(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the vault writer to drain; True when nothing is pending."""
+        vault = self.vault
+        if vault is None:
+            return True
+        try:
+            return bool(vault.flush(timeout_s))
+        except Exception as exc:
+            self._log.warning("vault flush failed in %s (%s)", self.integration, type(exc).__name__)
+            return False
