@@ -10,10 +10,10 @@ Instruments (all monotonic, cumulative since process start, reset in a forked ch
 
 ``redactor.redactions``          values masked, attributes ``rule_id``, ``category``
 ``redactor.redaction_failures``  fields replaced by ``[redaction-failed]``, attribute ``integration``
-``redactor.vault.enqueued``      findings batches accepted by vault writers
-``redactor.vault.written``       ... written to the vault backend
-``redactor.vault.dropped``       ... dropped (queue full, shut down, fork)
-``redactor.vault.errors``        ... lost to backend errors
+``redactor.vault.enqueued``      originals accepted by vault writers
+``redactor.vault.written``       ... stored in the vault backend
+``redactor.vault.dropped``       ... lost (queue full, retries exhausted, after shutdown)
+``redactor.vault.errors``        failed vault write attempts and unsealable records
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ class Metrics:
             meter.create_observable_counter(
                 f"redactor.vault.{name}",
                 callbacks=[self._vault_callback(name)],
-                unit="{batch}",
-                description=f"Vault writer batches {name}",
+                unit="{original}" if name != "errors" else "{error}",
+                description=f"Vault writer originals {name}" if name != "errors" else "Vault writer errors",
             )
 
     def _observe_redactions(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -1,0 +1,315 @@
+"""The engine: stage 1 (which rules could match) → stage 2 (exact match and validation) → mask.
+
+:meth:`Redactor.redact` is the one entry point: ``str``, ``bytes`` and nested
+``dict``/``list``/``tuple`` in, the same object back when nothing was found, otherwise a redacted
+copy. It is fail-closed: a detector error, a timeout, an oversized value or a structure too
+deep becomes a placeholder, never the raw value, and no exception reaches the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import orjson
+import regex
+
+from redactor.engine.interface import Finding
+from redactor.engine.keynames import KeyNameMatcher, text_rule
+from redactor.engine.masks import (
+    FAILED_PLACEHOLDER,
+    PLACEHOLDER_RE,
+    make_ref,
+    mask_text,
+    placeholder,
+)
+from redactor.engine.rules import KeyNameRule, Rule, RuleSet
+from redactor.engine.scanner import Scanner, make_scanner
+from redactor.engine.validators import shannon_entropy
+
+OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
+MAX_DEPTH = 64
+_internal = logging.getLogger("redactor.internal")
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    start: int
+    end: int
+    rule: Rule
+
+
+class Redactor:
+    """Compiled rules plus the ref key: the whole detection engine, safe to share across threads.
+
+    ``max_value_bytes`` caps one string (longer strings are replaced whole, fail-closed);
+    ``match_timeout_s`` bounds one pattern over one value (the ``regex`` module's timeout, a
+    last guard behind bounded patterns) and grows by ``match_timeout_s`` per MiB of input.
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        ref_key: bytes,
+        max_value_bytes: int = 16 * 1024 * 1024,
+        match_timeout_s: float = 0.5,
+        scanner: str = "auto",
+    ) -> None:
+        if len(ref_key) < 16:
+            raise ValueError("ref_key must be at least 16 bytes")
+        self.ruleset = ruleset
+        self._ref_key = ref_key
+        self.max_value_bytes = max_value_bytes
+        self.match_timeout_s = match_timeout_s
+        self.rules: tuple[Rule, ...] = ruleset.rules + tuple(text_rule(k) for k in ruleset.keynames)
+        # Identical triggers share one stage-1 pattern; each maps to the rules it gates.
+        trigger_ids: dict[str, int] = {}
+        gated: list[list[Rule]] = []
+        for rule in self.rules:
+            index = trigger_ids.setdefault(rule.trigger, len(trigger_ids))
+            if index == len(gated):
+                gated.append([])
+            gated[index].append(rule)
+        self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)
+        self.scanner: Scanner = make_scanner(list(trigger_ids), scanner)
+        self._keys = KeyNameMatcher(ruleset.keynames)
+        self._lock = threading.Lock()
+        self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
+        self.oversized = 0
+        self.redactions: Counter[str] = Counter()  # findings per rule id
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def redact(
+        self,
+        value: Any,
+        *,
+        trace_id: str | None = None,
+        findings: list[Finding] | None = None,
+        path: str = "",
+    ) -> Any:
+        """Redact ``value``; append a :class:`Finding` per masked original to ``findings``.
+
+        Returns ``value`` itself (same object) when nothing was found. Values that are not
+        ``str``/``bytes``/containers (numbers, None, ...) are returned as they are.
+        """
+        try:
+            return self._redact_any(value, trace_id, findings, path, 0)
+        except Exception:  # fail closed: the caller gets a placeholder, never the raw value
+            self._count_failure("redact")
+            return FAILED_PLACEHOLDER if not isinstance(value, bytes) else FAILED_PLACEHOLDER.encode()
+
+    def redact_text(
+        self,
+        text: str,
+        *,
+        trace_id: str | None = None,
+        findings: list[Finding] | None = None,
+        path: str = "",
+    ) -> str:
+        """:meth:`redact` for one string (the hot path of every integration)."""
+        try:
+            return self._redact_str(text, trace_id, findings, path)
+        except Exception:
+            self._count_failure("redact_text")
+            return FAILED_PLACEHOLDER
+
+    def is_clean(self, data: bytes) -> bool:
+        """Stage 1 alone: True when no rule could match in ``data`` (UTF-8 bytes)."""
+        return not self.scanner.triggered(data)
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def _redact_any(self, value: Any, trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+        if isinstance(value, str):
+            return self._redact_str(value, trace_id, findings, path)
+        if isinstance(value, bytes):
+            return self._redact_bytes(value, trace_id, findings, path)
+        if isinstance(value, dict):
+            return self._redact_dict(value, trace_id, findings, path, depth)
+        if isinstance(value, (list, tuple)):
+            return self._redact_sequence(value, trace_id, findings, path, depth)
+        return value
+
+    def _redact_dict(self, value: dict[Any, Any], trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            self._count_failure("depth")
+            return FAILED_PLACEHOLDER
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            keyname = self._keys.match(key) if (self._keys and isinstance(key, str)) else None
+            if keyname is not None and not isinstance(item, (dict, list, tuple)):
+                new = self._mask_whole(item, keyname, trace_id, findings, child)
+            else:
+                new = self._redact_any(item, trace_id, findings, child, depth + 1)
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        return value if out is None else out
+
+    def _redact_sequence(self, value: list[Any] | tuple[Any, ...], trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            self._count_failure("depth")
+            return FAILED_PLACEHOLDER
+        out: list[Any] | None = None
+        for i, item in enumerate(value):
+            new = self._redact_any(item, trace_id, findings, f"{path}[{i}]", depth + 1)
+            if new is not item:
+                if out is None:
+                    out = list(value)
+                out[i] = new
+        if out is None:
+            return value
+        return tuple(out) if isinstance(value, tuple) else out
+
+    def _mask_whole(self, item: Any, rule: KeyNameRule, trace_id: str | None, findings: list[Finding] | None, path: str) -> Any:
+        """The value under a sensitive key: masked entire, whatever its type or shape."""
+        if item is None or isinstance(item, bool):
+            return item
+        text = item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else str(item)
+        if not text or PLACEHOLDER_RE.fullmatch(text) or text == FAILED_PLACEHOLDER:
+            return item
+        ref = make_ref(self._ref_key, trace_id, rule.label, text)
+        masked = placeholder(rule.label, "", ref)
+        self.redactions[rule.id] += 1
+        if findings is not None:
+            findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text))
+        return masked.encode() if isinstance(item, bytes) else masked
+
+    def _redact_bytes(self, value: bytes, trace_id: str | None, findings: list[Finding] | None, path: str) -> bytes:
+        if len(value) > self.max_value_bytes:
+            self.oversized += 1
+            return OVERSIZED_PLACEHOLDER.encode()
+        triggered = self.scanner.triggered(value)
+        if not triggered:
+            return value
+        text = value.decode("utf-8", "surrogateescape")
+        out = self._stage2(text, triggered, trace_id, findings, path)
+        return value if out is text else out.encode("utf-8", "surrogateescape")
+
+    def _redact_str(self, text: str, trace_id: str | None, findings: list[Finding] | None, path: str) -> str:
+        if len(text) > self.max_value_bytes:  # characters ≤ bytes, so this is a lower bound
+            self.oversized += 1
+            return OVERSIZED_PLACEHOLDER
+        triggered = self.scanner.triggered(text.encode("utf-8", "surrogatepass"))
+        if not triggered:
+            return text
+        return self._stage2(text, triggered, trace_id, findings, path)
+
+    # -- stage 2 ------------------------------------------------------------------------------
+
+    def _stage2(self, text: str, triggered: Iterable[int], trace_id: str | None, findings: list[Finding] | None, path: str) -> str:
+        timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
+        findings_before = len(findings) if findings is not None else 0
+        candidates: list[_Candidate] = []
+        lowered = text.lower() if any(r.keywords for i in triggered for r in self._gated[i]) else text
+        for index in triggered:
+            for rule in self._gated[index]:
+                try:
+                    candidates.extend(_Candidate(s, e, rule) for s, e in self._match_rule(rule, text, lowered, timeout_s))
+                except TimeoutError:
+                    self._count_failure(f"timeout in rule {rule.id}")
+                    return FAILED_PLACEHOLDER
+        if not candidates:
+            return text
+        chosen = _resolve_overlaps(candidates, _protected_spans(text))
+        if not chosen:
+            return text
+        pieces: list[str] = []
+        cursor = 0
+        for cand in chosen:
+            original = text[cand.start : cand.end]
+            rule = cand.rule
+            ref = make_ref(self._ref_key, trace_id, rule.label, original)
+            masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
+            pieces.append(text[cursor : cand.start])
+            pieces.append(masked)
+            cursor = cand.end
+            self.redactions[rule.id] += 1
+            if findings is not None:
+                findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, cand.start, cand.end, original))
+        pieces.append(text[cursor:])
+        out = "".join(pieces)
+        return self._keep_json_valid(text, out, trace_id, findings, path, findings_before)
+
+    def _match_rule(self, rule: Rule, text: str, lowered: str, timeout_s: float) -> Iterator[tuple[int, int]]:
+        """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
+        has_secret_group = "secret" in rule.pattern.groupindex
+        for m in rule.pattern.finditer(text, timeout=timeout_s):
+            start, end = m.span("secret") if has_secret_group else m.span()
+            if start < 0 or start == end:
+                continue
+            secret = text[start:end]
+            if rule.validator is not None and rule.validator(secret) is False:
+                continue
+            if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
+                continue
+            if rule.keywords:
+                window = lowered[max(0, m.start() - rule.keyword_window) : m.start()]
+                if not any(k in window for k in rule.keywords):
+                    continue
+            yield start, end
+
+    def rule_spans(self, rule: Rule, text: str) -> list[tuple[int, int]]:
+        """What ``rule`` alone finds in ``text`` (for rule tests; no masking, no stage 1)."""
+        return list(self._match_rule(rule, text, text.lower(), self.match_timeout_s))
+
+    def trigger_fires(self, rule: Rule, text: str) -> bool:
+        """Whether stage 1 lets ``rule`` run on ``text``."""
+        data = text.encode("utf-8", "surrogatepass")
+        return any(rule in self._gated[i] for i in self.scanner.triggered(data))
+
+    def _keep_json_valid(
+        self, before: str, after: str, trace_id: str | None, findings: list[Finding] | None, path: str, findings_before: int
+    ) -> str:
+        """JSON in, JSON out: if text redaction broke a JSON document, redact it structurally."""
+        head = before.lstrip()[:1]
+        if head not in ("{", "["):
+            return after
+        try:
+            orjson.loads(after)
+            return after
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            document = orjson.loads(before)
+        except orjson.JSONDecodeError:
+            return after  # it was not JSON to begin with
+        if findings is not None:
+            del findings[findings_before:]  # the structural pass reports them again, with paths
+        redacted = self._redact_any(document, trace_id, findings, path, 0)
+        return orjson.dumps(redacted).decode()
+
+    def _count_failure(self, where: str) -> None:
+        with self._lock:
+            self.failures += 1
+            first = self.failures == 1
+        if first:  # log once; never with the value
+            _internal.warning("redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER)
+
+
+def _protected_spans(text: str) -> list[tuple[int, int]]:
+    """Existing placeholders: never matched into, so redaction is idempotent."""
+    if "#" not in text or "[" not in text:
+        return []
+    return [m.span() for m in PLACEHOLDER_RE.finditer(text)]
+
+
+def _resolve_overlaps(candidates: list[_Candidate], protected: list[tuple[int, int]]) -> list[_Candidate]:
+    """Longest span wins, then priority; the result is sorted and non-overlapping."""
+    ordered = sorted(candidates, key=lambda c: (-(c.end - c.start), -c.rule.priority, c.start))
+    taken: list[tuple[int, int]] = list(protected)
+    chosen: list[_Candidate] = []
+    for cand in ordered:
+        if any(cand.start < e and s < cand.end for s, e in taken):
+            continue
+        taken.append((cand.start, cand.end))
+        chosen.append(cand)
+    chosen.sort(key=lambda c: c.start)
+    return chosen

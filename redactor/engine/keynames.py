@@ -1,0 +1,110 @@
+"""Key-name rules: the value under a sensitive key is masked whatever it looks like.
+
+Two views of the same rules. In structured values (dicts), :class:`KeyNameMatcher` decides from
+the key alone. In text, each key-name rule becomes an ordinary pattern :class:`Rule` whose
+``secret`` group is the value in any of the syntaxes logs use for ``key<sep>value``: JSON,
+escaped JSON inside a string, Python reprs, logfmt, query strings, headers, env dumps, YAML, SQL.
+
+Key grammar: a key *matches* a name when, ignoring case and the separators ``_ - .``, the key
+equals the name or ends with it (``db_password``, ``SMTP_PASSWORD``, ``x-api-key``,
+``secretAccessKey``); ``exact_names`` match only the whole key (``pass``, ``pw``).
+"""
+
+from __future__ import annotations
+
+import regex
+
+from redactor.engine.rules import KeyNameRule, Rule
+from redactor.engine.validators import not_placeholder_like
+
+_SEPARATORS = "_-. "
+MAX_VALUE_CHARS = 4096
+
+# Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
+_SCHEMES = r"(?:(?:Bearer|Basic|Token|Digest|Bot|Negotiate|token)\s+)?"
+_BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
+
+
+def _normalise(key: str) -> str:
+    return "".join(c for c in key.lower() if c not in _SEPARATORS)
+
+
+def _name_regex(name: str) -> str:
+    """``api_key`` → ``api[_\\-.]?key``: the separators between words are optional."""
+    words = [w for w in regex.split(r"[_\-]", name) if w]
+    return r"[_\-.]?".join(regex.escape(w) for w in words)
+
+
+class KeyNameMatcher:
+    """Maps a dict key to the key-name rule that covers it (or None), with a small cache."""
+
+    _CACHE_LIMIT = 4096
+
+    def __init__(self, rules: tuple[KeyNameRule, ...]) -> None:
+        self._suffixes = [(_normalise(n), r) for r in rules for n in r.names]
+        self._exact = {_normalise(n): r for r in rules for n in r.exact_names}
+        self._cache: dict[str, KeyNameRule | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._suffixes or self._exact)
+
+    def match(self, key: str) -> KeyNameRule | None:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        norm = _normalise(key)
+        found = self._exact.get(norm)
+        if found is None:
+            for suffix, rule in self._suffixes:
+                if norm.endswith(suffix):
+                    found = rule
+                    break
+        if len(self._cache) >= self._CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+
+def text_rule(rule: KeyNameRule) -> Rule:
+    """The pattern rule that finds ``rule``'s keys and their values in free text."""
+    alternatives = []
+    if rule.names:
+        suffix = "|".join(_name_regex(n) for n in rule.names)
+        alternatives.append(rf"[A-Za-z0-9_.\-]{{0,40}}?(?:{suffix})")
+    if rule.exact_names:
+        alternatives.append("|".join(_name_regex(n) for n in rule.exact_names))
+    key = "(?:" + "|".join(alternatives) + ")"
+    if rule.value == "line":
+        bare = r"""(?P<secret>[^\s"'\\][^\r\n"'\\]{0,%d})""" % (MAX_VALUE_CHARS - 1)
+    else:
+        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
+    n = MAX_VALUE_CHARS
+    value = (
+        rf'(?:"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\.){{1,{n}}})"'
+        rf"|'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]|\\.){{1,{n}}})'"
+        rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\[^"]){{1,{n}}})\\"'
+        rf"|{_SCHEMES}{bare})"
+    )
+    pattern = (
+        r"(?<![A-Za-z0-9_.\-])"
+        r"""(?P<q>\\?["']|)"""
+        + key
+        + r"(?P=q)\s{0,3}(?:=>|->|:=|=|:)\s{0,3}"
+        + value
+    )
+    names = [_name_regex(n) for n in rule.names + rule.exact_names]
+    return Rule(
+        id=rule.id,
+        pack=rule.pack,
+        category=rule.category,
+        label=rule.label,
+        trigger="(?i)(?:" + "|".join(names) + ")",
+        pattern=regex.compile(pattern, regex.IGNORECASE),
+        validator_name="not_placeholder_like",
+        validator=not_placeholder_like,
+        mask="hidden",
+        priority=40,
+        must_match=rule.must_match,
+        must_not_match=rule.must_not_match,
+    )

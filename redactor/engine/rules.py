@@ -1,0 +1,262 @@
+"""Rule packs: TOML files in ``rules/`` turned into frozen, compiled :class:`Rule` objects.
+
+Everything is compiled here, at load time; matching never compiles or mutates a rule.
+The file format is documented in ``rules/README.md``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import regex
+
+from redactor.engine.interface import RuleError
+from redactor.engine.masks import MASK_STYLES
+from redactor.engine.validators import VALIDATORS, Validator
+
+CATEGORIES = frozenset({"card", "ssn", "secret", "pii"})
+_LABEL_RE = regex.compile(r"[a-z][a-z0-9_]{0,39}")
+_ID_RE = regex.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """An inline example: ``text`` must (or must not) yield a finding; ``secret`` is the masked span."""
+
+    text: str = field(repr=False)
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled detector. ``trigger`` feeds stage 1, everything else stage 2."""
+
+    id: str
+    pack: str
+    category: str
+    label: str
+    trigger: str
+    pattern: regex.Pattern[str]
+    validator_name: str | None = None
+    validator: Validator | None = None
+    keywords: tuple[str, ...] = ()
+    keyword_window: int = 64
+    min_entropy: float = 0.0
+    mask: str = "hidden"
+    priority: int = 50
+    must_match: tuple[Example, ...] = ()
+    must_not_match: tuple[Example, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyNameRule:
+    """Masks whatever value sits under a key whose name matches ``names``."""
+
+    id: str
+    pack: str
+    category: str
+    label: str
+    names: tuple[str, ...]  # matched as the whole key or as the key's last word(s)
+    exact_names: tuple[str, ...] = ()  # matched only as the whole key ("pass", "pw")
+    value: str = "token"  # "token": up to a delimiter; "line": to end of line/quote (cookies)
+    must_match: tuple[Example, ...] = ()
+    must_not_match: tuple[Example, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    name: str
+    description: str
+    enabled_by_default: bool
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The rules in force: pattern rules and key-name rules from the enabled packs."""
+
+    rules: tuple[Rule, ...]
+    keynames: tuple[KeyNameRule, ...]
+    packs: tuple[Pack, ...]
+
+
+def _examples(raw: Any, where: str) -> tuple[Example, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RuleError(f"{where}: examples must be a list")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            out.append(Example(item))
+        elif isinstance(item, dict) and isinstance(item.get("text"), str):
+            secret = item.get("secret")
+            if secret is not None and (not isinstance(secret, str) or secret not in item["text"]):
+                raise RuleError(f"{where}: example 'secret' must be a substring of its 'text'")
+            out.append(Example(item["text"], secret))
+        else:
+            raise RuleError(f"{where}: an example is a string or {{ text = ..., secret = ... }}")
+    return tuple(out)
+
+
+def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise RuleError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, where: str) -> Rule:
+    rule_id = _str(raw, "id", where)
+    if not _ID_RE.fullmatch(rule_id):
+        raise RuleError(f"{where}: invalid rule id {rule_id!r}")
+    where = f"{where} ({rule_id})"
+    category = _str(raw, "category", where, pack_category)
+    if category not in CATEGORIES:
+        raise RuleError(f"{where}: category must be one of {sorted(CATEGORIES)}")
+    label = _str(raw, "label", where)
+    if not _LABEL_RE.fullmatch(label):
+        raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
+    trigger = _str(raw, "trigger", where)
+    try:
+        regex.compile(trigger)
+    except regex.error as exc:
+        raise RuleError(f"{where}: trigger does not compile: {exc}") from None
+    flags = regex.VERSION1 if raw.get("version1") else 0
+    for flag in raw.get("flags", []):
+        if flag == "ignorecase":
+            flags |= regex.IGNORECASE
+        else:
+            raise RuleError(f"{where}: unknown flag {flag!r}")
+    try:
+        pattern = regex.compile(_str(raw, "pattern", where), flags)
+    except regex.error as exc:
+        raise RuleError(f"{where}: pattern does not compile: {exc}") from None
+    validator_name = raw.get("validator")
+    validator = None
+    if validator_name is not None:
+        validator = VALIDATORS.get(validator_name)
+        if validator is None:
+            raise RuleError(f"{where}: unknown validator {validator_name!r}; known: {sorted(VALIDATORS)}")
+    mask = raw.get("mask", "hidden")
+    if mask not in MASK_STYLES:
+        raise RuleError(f"{where}: unknown mask {mask!r}; known: {sorted(MASK_STYLES)}")
+    keywords = tuple(k.lower() for k in raw.get("keywords", []))
+    known = {
+        "id", "category", "label", "trigger", "pattern", "flags", "validator", "keywords",
+        "keyword_window", "min_entropy", "mask", "priority", "must_match", "must_not_match",
+        "description", "version1",
+    }
+    unknown = set(raw) - known
+    if unknown:
+        raise RuleError(f"{where}: unknown field(s) {sorted(unknown)}")
+    return Rule(
+        id=rule_id,
+        pack=pack,
+        category=category,
+        label=label,
+        trigger=trigger,
+        pattern=pattern,
+        validator_name=validator_name,
+        validator=validator,
+        keywords=keywords,
+        keyword_window=int(raw.get("keyword_window", 64)),
+        min_entropy=float(raw.get("min_entropy", 0.0)),
+        mask=mask,
+        priority=int(raw.get("priority", 50)),
+        must_match=_examples(raw.get("must_match"), where),
+        must_not_match=_examples(raw.get("must_not_match"), where),
+    )
+
+
+def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, where: str) -> KeyNameRule:
+    rule_id = _str(raw, "id", where)
+    where = f"{where} ({rule_id})"
+    category = _str(raw, "category", where, pack_category or "secret")
+    if category not in CATEGORIES:
+        raise RuleError(f"{where}: category must be one of {sorted(CATEGORIES)}")
+    label = _str(raw, "label", where)
+    if not _LABEL_RE.fullmatch(label):
+        raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
+    names = tuple(raw.get("names", []))
+    exact = tuple(raw.get("exact_names", []))
+    name_re = regex.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,39}")
+    for name in names + exact:
+        if not isinstance(name, str) or not name_re.fullmatch(name):
+            raise RuleError(f"{where}: key name {name!r} must be a word of letters, digits, _ or -")
+    if not names and not exact:
+        raise RuleError(f"{where}: a key-name rule needs 'names' or 'exact_names'")
+    value = raw.get("value", "token")
+    if value not in ("token", "line"):
+        raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
+    return KeyNameRule(
+        id=rule_id,
+        pack=pack,
+        category=category,
+        label=label,
+        names=names,
+        exact_names=exact,
+        value=value,
+        must_match=_examples(raw.get("must_match"), where),
+        must_not_match=_examples(raw.get("must_not_match"), where),
+    )
+
+
+def load_pack(path: Path) -> tuple[Pack, list[Rule], list[KeyNameRule]]:
+    """Parse and compile one pack file; any problem is a :class:`RuleError` naming the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{path}: invalid TOML: {exc}") from None
+    meta = data.get("pack", {})
+    name = meta.get("name", path.stem)
+    pack = Pack(
+        name=name,
+        description=meta.get("description", ""),
+        enabled_by_default=bool(meta.get("enabled_by_default", True)),
+        path=path,
+    )
+    category = meta.get("category")
+    rules = [_compile_rule(r, name, category, f"{path.name} rule #{i}") for i, r in enumerate(data.get("rules", []))]
+    keynames = [
+        _compile_keyname(r, name, category, f"{path.name} keyname #{i}")
+        for i, r in enumerate(data.get("keynames", []))
+    ]
+    return pack, rules, keynames
+
+
+def load_ruleset(
+    dirs: Iterable[Path],
+    enabled: Iterable[str] = (),
+    disabled: Iterable[str] = (),
+) -> RuleSet:
+    """Load every pack in ``dirs``; packs on by default unless disabled, others only if enabled."""
+    enabled, disabled = set(enabled), set(disabled)
+    packs: list[Pack] = []
+    rules: list[Rule] = []
+    keynames: list[KeyNameRule] = []
+    seen_ids: dict[str, Path] = {}
+    known_packs: set[str] = set()
+    for directory in dirs:
+        files = sorted(Path(directory).glob("*.toml"))
+        if not files:
+            raise RuleError(f"no rule packs (*.toml) in {directory}")
+        for path in files:
+            pack, pack_rules, pack_keynames = load_pack(path)
+            known_packs.add(pack.name)
+            on = (pack.enabled_by_default or pack.name in enabled) and pack.name not in disabled
+            for rule in (*pack_rules, *pack_keynames):
+                if rule.id in seen_ids:
+                    raise RuleError(f"{path}: rule id {rule.id!r} already defined in {seen_ids[rule.id]}")
+                seen_ids[rule.id] = path
+            if on:
+                packs.append(pack)
+                rules.extend(pack_rules)
+                keynames.extend(pack_keynames)
+    unknown = (enabled | disabled) - known_packs
+    if unknown:
+        raise RuleError(f"unknown rule pack(s) {sorted(unknown)}; available: {sorted(known_packs)}")
+    return RuleSet(rules=tuple(rules), keynames=tuple(keynames), packs=tuple(packs))

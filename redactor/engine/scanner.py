@@ -1,0 +1,140 @@
+"""Stage 1: one pass over the bytes to learn which rules could match at all.
+
+Both scanners compile the same trigger patterns and answer the same two questions:
+
+* :meth:`triggered` — which triggers occur anywhere in a value (for one log record);
+* :meth:`first_match_end` — where the earliest trigger match ends in a buffer, from an offset
+  (for ``scrub``, which scans megabyte chunks and visits only the lines that need stage 2).
+
+:class:`HyperscanScanner` uses Hyperscan's multi-pattern automaton (about one pass at GB/s);
+:class:`RegexScanner` is the portable fallback. Triggers are a superset filter, so the two
+give the same final redaction even where their internal match reporting differs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol, Sequence
+
+try:  # Hyperscan ships binary wheels for x86-64 Linux; elsewhere the fallback is used.
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - exercised on platforms without wheels
+    _hs = None
+
+
+class Scanner(Protocol):
+    name: str
+
+    def triggered(self, data: bytes) -> list[int]: ...
+
+    def first_match_end(self, data: bytes | memoryview, start: int) -> int: ...
+
+
+class RegexScanner:
+    """Fallback: one combined alternation answers "anything here?" in a single pass; only
+    when something is there does each trigger get its own search. Triggers are simple
+    patterns without nested quantifiers, so every search is linear in the input."""
+
+    name = "regex"
+
+    def __init__(self, triggers: Sequence[str]) -> None:
+        compiled = [re.compile(t.encode()) for t in triggers]
+        self._each = compiled
+        # Scoped inline flags keep each trigger's (?i) local to its own alternative.
+        self._any = re.compile(b"|".join(_scoped(t).encode() for t in triggers))
+
+    def triggered(self, data: bytes) -> list[int]:
+        if self._any.search(data) is None:
+            return []
+        return [i for i, pattern in enumerate(self._each) if pattern.search(data)]
+
+    def first_match_end(self, data: bytes | memoryview, start: int) -> int:
+        buffer = bytes(data) if isinstance(data, memoryview) else data
+        # The combined pattern finds the leftmost match *start*. No match starts earlier, so
+        # every line before that one is clean, which is all a caller relies on.
+        m = self._any.search(buffer, start)
+        return -1 if m is None else m.start() + 1
+
+
+def _scoped(trigger: str) -> str:
+    if trigger.startswith("(?i)"):
+        return "(?i:" + trigger[4:] + ")"
+    return "(?:" + trigger + ")"
+
+
+class HyperscanScanner:
+    """Hyperscan block-mode databases: one reporting each trigger once (records), one
+    reporting every match in end order so a scan can stop at the first (chunks)."""
+
+    name = "hyperscan"
+
+    def __init__(self, triggers: Sequence[str]) -> None:
+        assert _hs is not None
+        expressions = [_hyperscan_syntax(t) for t in triggers]
+        ids = list(range(len(expressions)))
+        flags = [_hyperscan_flags(t) for t in triggers]
+        self._once = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        self._once.compile(
+            expressions=expressions, ids=ids, elements=len(ids),
+            flags=[f | _hs.HS_FLAG_SINGLEMATCH for f in flags],
+        )
+        self._every = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        self._every.compile(expressions=expressions, ids=ids, elements=len(ids), flags=flags)
+        self._scratch_once = _hs.Scratch(self._once)
+        self._scratch_every = _hs.Scratch(self._every)
+        # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
+        import threading
+
+        self._local = threading.local()
+
+    def _scratches(self) -> tuple[object, object]:
+        local = self._local
+        pair = getattr(local, "pair", None)
+        if pair is None:
+            pair = local.pair = (self._scratch_once.clone(), self._scratch_every.clone())
+        return pair
+
+    def triggered(self, data: bytes) -> list[int]:
+        hits: list[int] = []
+        append = hits.append
+
+        def on_match(pattern_id: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+            append(pattern_id)
+
+        self._once.scan(data, on_match, 0, None, self._scratches()[0])
+        return hits
+
+    def first_match_end(self, data: bytes | memoryview, start: int) -> int:
+        assert _hs is not None
+        found = [-1]
+
+        def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
+            found[0] = start + to
+            return True  # stop at the first (earliest-ending) match
+
+        view = memoryview(data)[start:] if start else data
+        try:
+            self._every.scan(view, on_match, 0, None, self._scratches()[1])
+        except _hs.ScanTerminated:  # raised whenever the callback stops the scan
+            pass
+        return found[0]
+
+
+def _hyperscan_syntax(trigger: str) -> bytes:
+    return (trigger[4:] if trigger.startswith("(?i)") else trigger).encode()
+
+
+def _hyperscan_flags(trigger: str) -> int:
+    assert _hs is not None
+    return _hs.HS_FLAG_CASELESS if trigger.startswith("(?i)") else 0
+
+
+def make_scanner(triggers: Sequence[str], prefer: str = "auto") -> Scanner:
+    """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback."""
+    if prefer not in ("auto", "hyperscan", "regex"):
+        raise ValueError(f"unknown scanner {prefer!r}")
+    if prefer != "regex" and _hs is not None:
+        return HyperscanScanner(triggers)
+    if prefer == "hyperscan":
+        raise RuntimeError("hyperscan is not installed")
+    return RegexScanner(triggers)

@@ -1,0 +1,170 @@
+"""Stage-2 validators: checksums and structure checks that confirm or reject a candidate.
+
+A validator returns ``False`` to reject a candidate and ``True``/``None`` to keep it (confirmed
+or no opinion, as Presidio's ``validate_result``). Validators see only the matched secret and
+must be cheap, pure and total: any input, no exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections import Counter
+from typing import Callable
+
+import orjson
+
+Validator = Callable[[str], "bool | None"]
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if "0" <= c <= "9")
+
+
+def luhn(value: str) -> bool:
+    """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
+    digits = _digits(value.replace("%20", ""))
+    if not 12 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def ssn(value: str) -> bool:
+    """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000."""
+    digits = _digits(value)
+    if len(digits) != 9:
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9":
+        return False
+    if group == "00" or serial == "0000":
+        return False
+    # Numbers never issued and widely used as examples or tests.
+    if digits in ("123456789", "078051120", "219099999"):
+        return False
+    return True
+
+
+# ISO 13616 lengths by country (the common SEPA and non-SEPA ones).
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
+    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
+    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+
+def mod97(value: str) -> bool:
+    """IBANs: known country length and the mod-97 check digits."""
+    iban = "".join(c for c in value if c.isalnum()).upper()
+    expected = _IBAN_LENGTHS.get(iban[:2])
+    if expected is None or len(iban) != expected:
+        return False
+    rearranged = iban[4:] + iban[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in rearranged))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def _base62(number: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        number, rem = divmod(number, 62)
+        out.append(_BASE62[rem])
+    return "".join(reversed(out))
+
+
+def _crc32_token(value: str, prefix_len: int) -> bool | None:
+    """GitHub-style tokens: prefix + 30 random base62 + 6 base62 chars of CRC32(random)."""
+    body = value[prefix_len:]
+    if len(body) != 36:
+        return None
+    payload, checksum = body[:30], body[30:]
+    return _base62(binascii.crc32(payload.encode()), 6) == checksum
+
+
+def github_crc32(value: str) -> bool | None:
+    """Confirms GitHub classic tokens with a valid checksum; never rejects.
+
+    A token with the right prefix and length but a bad checksum is still far more likely a
+    real (or real-looking) credential than anything else, so it stays masked.
+    """
+    return True if _crc32_token(value, 4) else None
+
+
+def npm_crc32(value: str) -> bool | None:
+    """Confirms npm tokens (``npm_`` + 36) with a valid checksum; never rejects (as GitHub)."""
+    return True if _crc32_token(value, 4) else None
+
+
+def jwt(value: str) -> bool:
+    """JWTs: the header segment is base64url JSON with an ``alg``."""
+    header = value.split(".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        parsed = orjson.loads(decoded)
+    except (ValueError, orjson.JSONDecodeError):
+        return False
+    return isinstance(parsed, dict) and "alg" in parsed
+
+
+_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA", "ASCA")
+
+
+def aws_key_id(value: str) -> bool:
+    """AWS access key ids: a known 4-letter prefix and a base32 (A-Z2-7) body of 16."""
+    if len(value) != 20 or not value.startswith(_AWS_PREFIXES):
+        return False
+    return all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value[4:])
+
+
+def not_placeholder_like(value: str) -> bool:
+    """Rejects values that are obviously not secrets: one repeated char, masks, templates."""
+    core = value.strip("\"'")
+    if not core:
+        return False
+    if len(set(core)) <= 2:
+        return False
+    lowered = core.lower()
+    if lowered in {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}:
+        return False
+    if core.startswith(("${", "{{", "<", "%(", "[redacted")) or set(core) <= set("*xX-_."):
+        return False
+    return True
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value``'s own character distribution."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+VALIDATORS: dict[str, Validator] = {
+    "luhn": luhn,
+    "ssn": ssn,
+    "mod97": mod97,
+    "github_crc32": github_crc32,
+    "npm_crc32": npm_crc32,
+    "jwt": jwt,
+    "aws_key_id": aws_key_id,
+    "not_placeholder_like": not_placeholder_like,
+}
