@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from redactor.broker.auth import AuthError, Authenticator
 from redactor.grants.interface import GrantError, RateLimited, RecordReader, RevealRefused
 from redactor.grants.service import GrantService
+from redactor.vault.interface import VaultError
 
 log = logging.getLogger("redactor.broker")
 
@@ -195,6 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(403, "reveal_refused", str(exc))
         except GrantError as exc:
             self._error(exc.status, type(exc).__name__.lower(), str(exc))
+        except VaultError as exc:
+            # Vault messages name keys and backends, never values; still, keep details in our log.
+            log.warning("vault error on %s %s: %s", method, path, type(exc).__name__)
+            self._error(503, "vault_unavailable", "the vault could not be read; try again")
         except Exception as exc:  # noqa: BLE001 - the boundary: no stack traces, no values to callers
             log.error("internal error handling %s %s: %s", method, path, type(exc).__name__)
             self.close_connection = True

@@ -149,7 +149,7 @@ def describe(g: Grant) -> str:
     ]
     if g.status in ("pending", "active"):
         label = "active until" if g.status == "active" else "pending until"
-        lines.append(f"{label:<12}{iso(g.expires_at)} ({when(g.expires_at)})")
+        lines.append(f"{label} {iso(g.expires_at)} ({when(g.expires_at)})")
     else:
         lines.append(f"closed      {iso(g.closed_at)} by {g.closed_by or 'system'}"
                      + (f": {g.close_reason}" if g.close_reason else ""))

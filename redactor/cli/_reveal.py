@@ -48,6 +48,9 @@ def cmd_reveal(args: argparse.Namespace, client: GrantClient) -> int:
         for rec in result.records:
             print(f"── {iso(rec.timestamp)}  {rec.source}  record {rec.record_id}  trace {rec.trace_id or '-'}")
             print(rec.text)
+            for v in rec.values:
+                if not v.in_text:  # from another field of the record (extras, attributes)
+                    print(f"   {v.path or '-'} [{v.category}/{v.label}]: {v.value}")
     # The summary goes to stderr so stdout stays exactly the rehydrated data.
     print(f"revealed {result.revealed} value(s) [{', '.join(result.categories)}] under "
           f"{', '.join(result.grant_ids)}; {result.withheld} left masked", file=sys.stderr)

@@ -100,8 +100,20 @@ class EmbeddedClient(GrantClient):
 
     def reveal(self, *, trace: str | None, ref: str | None, categories: Sequence[str] | None,
                lines: Iterable[str] | None) -> RevealResult:
-        return self.service.reveal(self.identity, self._reader_factory, trace=trace, ref=ref,
-                                   categories=categories, lines=lines)
+        opened: list[RecordReader] = []
+
+        def open_reader() -> RecordReader:
+            opened.append(self._reader_factory())
+            return opened[-1]
+
+        try:
+            return self.service.reveal(self.identity, open_reader, trace=trace, ref=ref,
+                                       categories=categories, lines=lines)
+        finally:
+            for reader in opened:
+                close = getattr(reader, "close", None)
+                if close is not None:
+                    close()
 
     def audit_tail(self, n: int) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.service.audit_tail(n)]

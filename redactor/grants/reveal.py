@@ -24,10 +24,11 @@ class RevealedValue:
     path: str
     level: str  # full | last4
     value: str = field(repr=False)
+    in_text: bool = True  # False: from another field of the record, with no placeholder in its text
 
     def to_json(self) -> dict[str, Any]:
         return {"ref": self.ref, "category": self.category, "label": self.label,
-                "path": self.path, "level": self.level, "value": self.value}
+                "path": self.path, "level": self.level, "value": self.value, "in_text": self.in_text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,15 @@ def rehydrate_records(records: Sequence[VaultRecordLike], levels: Mapping[str, s
     out = []
     for rec in records:
         text, values, withheld = Rehydrator(rec.originals, levels, only_refs).apply(rec.redacted)
+        # Originals from other fields of the record (extras, attributes) have no placeholder in
+        # ``redacted``; list them with their path so the reveal is complete.
+        seen = {v.ref for v in values}
+        for o in rec.originals:
+            if o.ref in seen or o.category not in levels or (only_refs is not None and o.ref not in only_refs):
+                continue
+            seen.add(o.ref)
+            values.append(RevealedValue(o.ref, o.category, o.label, o.path, levels[o.category],
+                                        partial(o.original, levels[o.category]), in_text=False))
         out.append(RevealedRecord(rec.trace_id, rec.record_id, rec.source, rec.timestamp,
                                   text, tuple(values), withheld))
     return out

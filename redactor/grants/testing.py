@@ -12,6 +12,7 @@ from typing import Sequence
 
 from redactor.engine.masks import make_ref, mask_text, placeholder
 from redactor.vault.interface import StoredOriginal, VaultRecord
+from redactor.vault.reader import VaultReader
 
 _MASK_STYLE = {"card": "card", "ssn": "ssn"}
 
@@ -38,10 +39,10 @@ def make_record(ref_key: bytes, trace_id: str | None, template: str, secrets: Se
                        redacted=template.format(*masks), originals=tuple(originals))
 
 
-class FakeVaultReader:
-    """An in-memory reader with the vault reader's two lookups; counts calls for assertions."""
+class FakeVaultReader(VaultReader):
+    """An in-memory :class:`VaultReader` (no backend, no keys); counts lookups for assertions."""
 
-    def __init__(self, records: Sequence[VaultRecord] = ()) -> None:
+    def __init__(self, records: Sequence[VaultRecord] = ()) -> None:  # noqa: D107 - no backend on purpose
         self.records = list(records)
         self.calls = 0
 
@@ -55,3 +56,6 @@ class FakeVaultReader:
     def records_for_ref(self, ref: str) -> list[VaultRecord]:
         self.calls += 1
         return [r for r in self.records if any(o.ref == ref for o in r.originals)]
+
+    def close(self) -> None:
+        """Nothing to release."""
