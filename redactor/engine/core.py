@@ -118,6 +118,22 @@ class Redactor:
             self._count_failure("redact_text")
             return FAILED_PLACEHOLDER
 
+    def redact_line(
+        self,
+        line: bytes,
+        triggered: list[int] | None,
+        *,
+        trace_id: str | None = None,
+        findings: list[Finding] | None = None,
+    ) -> bytes:
+        """Stage 2 for one line whose stage-1 triggers are already known (from a chunk scan);
+        ``triggered=None`` runs stage 1 on the line itself."""
+        try:
+            return self._redact_bytes(line, trace_id, findings, "", triggered)
+        except Exception:
+            self._count_failure("redact_line")
+            return FAILED_PLACEHOLDER.encode()
+
     def is_clean(self, data: bytes) -> bool:
         """Stage 1 alone: True when no rule could match in ``data`` (UTF-8 bytes)."""
         return not self.scanner.triggered(data)
@@ -182,11 +198,14 @@ class Redactor:
             findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text))
         return masked.encode() if isinstance(item, bytes) else masked
 
-    def _redact_bytes(self, value: bytes, trace_id: str | None, findings: list[Finding] | None, path: str) -> bytes:
+    def _redact_bytes(
+        self, value: bytes, trace_id: str | None, findings: list[Finding] | None, path: str, triggered: list[int] | None = None
+    ) -> bytes:
         if len(value) > self.max_value_bytes:
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER.encode()
-        triggered = self.scanner.triggered(value)
+        if triggered is None:
+            triggered = self.scanner.triggered(value)
         if not triggered:
             return value
         text = value.decode("utf-8", "surrogateescape")

@@ -23,6 +23,7 @@ MAX_VALUE_CHARS = 4096
 # Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
 _SCHEMES = r"(?:(?:Bearer|Basic|Token|Digest|Bot|Negotiate|token)\s+)?"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
+_END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
 
 
 def _normalise(key: str) -> str:
@@ -68,12 +69,15 @@ class KeyNameMatcher:
 
 def text_rule(rule: KeyNameRule) -> Rule:
     """The pattern rule that finds ``rule``'s keys and their values in free text."""
+    # The pattern starts at the name, not at the key's first character: the prefix of a
+    # longer key (``db_`` in ``db_password``) needs no matching, and starting on a literal lets
+    # the regex engine skip ahead instead of trying a key at every position.
     alternatives = []
     if rule.names:
-        suffix = "|".join(_name_regex(n) for n in rule.names)
-        alternatives.append(rf"[A-Za-z0-9_.\-]{{0,40}}?(?:{suffix})")
+        alternatives.append("|".join(_name_regex(n) for n in rule.names))
     if rule.exact_names:
-        alternatives.append("|".join(_name_regex(n) for n in rule.exact_names))
+        exact = "|".join(_name_regex(n) for n in rule.exact_names)
+        alternatives.append(rf"(?<![A-Za-z0-9_.\-])(?:{exact})")
     key = "(?:" + "|".join(alternatives) + ")"
     if rule.value == "line":
         bare = r"""(?P<secret>[^\s"'\\][^\r\n"'\\]{0,%d})""" % (MAX_VALUE_CHARS - 1)
@@ -86,20 +90,21 @@ def text_rule(rule: KeyNameRule) -> Rule:
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\[^"]){{1,{n}}})\\"'
         rf"|{_SCHEMES}{bare})"
     )
-    pattern = (
-        r"(?<![A-Za-z0-9_.\-])"
-        r"""(?P<q>\\?["']|)"""
-        + key
-        + r"(?P=q)\s{0,3}(?:=>|->|:=|=|:)\s{0,3}"
-        + value
+    # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
+    # common than a secret, so an unquoted value there must not be a short plain word.
+    colon_value = value.replace(
+        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)){bare})"
     )
+    separator = r"""(?:\\?["'])?\s{0,3}"""
+    pattern = key + separator + rf"(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value})"
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
         pack=rule.pack,
         category=rule.category,
         label=rule.label,
-        trigger="(?i)(?:" + "|".join(names) + ")",
+        # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
+        trigger="(?i)(?:" + "|".join(names) + r""")\\?["']?[ \t]{0,3}[:=]""",
         pattern=regex.compile(pattern, regex.IGNORECASE),
         validator_name="not_placeholder_like",
         validator=not_placeholder_like,

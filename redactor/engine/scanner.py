@@ -3,8 +3,8 @@
 Both scanners compile the same trigger patterns and answer the same two questions:
 
 * :meth:`triggered` — which triggers occur anywhere in a value (for one log record);
-* :meth:`first_match_end` — where the earliest trigger match ends in a buffer, from an offset
-  (for ``scrub``, which scans megabyte chunks and visits only the lines that need stage 2).
+* :meth:`dirty_lines` — which lines of a newline-delimited buffer hold a trigger (for
+  ``scrub``, which scans megabyte chunks and visits only the lines that need stage 2).
 
 :class:`HyperscanScanner` uses Hyperscan's multi-pattern automaton (about one pass at GB/s);
 :class:`RegexScanner` is the portable fallback. Triggers are a superset filter, so the two
@@ -15,6 +15,13 @@ from __future__ import annotations
 
 import re
 from typing import Protocol, Sequence
+
+# (line start, line end, trigger ids seen in the line — or None: unknown, run stage 1 again)
+DirtyLine = tuple[int, int, "list[int] | None"]
+
+# Past this many trigger matches in one line, the chunk scan stops reporting that line's
+# matches one by one (a Python call each) and lets the line's own stage 1 sort it out.
+MAX_MATCHES_PER_LINE = 64
 
 try:  # Hyperscan ships binary wheels for x86-64 Linux; elsewhere the fallback is used.
     import hyperscan as _hs
@@ -27,7 +34,7 @@ class Scanner(Protocol):
 
     def triggered(self, data: bytes) -> list[int]: ...
 
-    def first_match_end(self, data: bytes | memoryview, start: int) -> int: ...
+    def dirty_lines(self, data: bytes) -> list[DirtyLine]: ...
 
 
 class RegexScanner:
@@ -48,12 +55,21 @@ class RegexScanner:
             return []
         return [i for i, pattern in enumerate(self._each) if pattern.search(data)]
 
-    def first_match_end(self, data: bytes | memoryview, start: int) -> int:
-        buffer = bytes(data) if isinstance(data, memoryview) else data
-        # The combined pattern finds the leftmost match *start*. No match starts earlier, so
-        # every line before that one is clean, which is all a caller relies on.
-        m = self._any.search(buffer, start)
-        return -1 if m is None else m.start() + 1
+    def dirty_lines(self, data: bytes) -> list[DirtyLine]:
+        lines: list[DirtyLine] = []
+        size = len(data)
+        pos = 0
+        while pos < size:
+            m = self._any.search(data, pos)
+            if m is None:
+                break
+            line_start = data.rfind(b"\n", 0, m.start()) + 1
+            line_end = data.find(b"\n", m.start())
+            if line_end < 0:
+                line_end = size
+            lines.append((line_start, line_end, None))
+            pos = line_end + 1
+        return lines
 
 
 def _scoped(trigger: str) -> str:
@@ -96,28 +112,49 @@ class HyperscanScanner:
 
     def triggered(self, data: bytes) -> list[int]:
         hits: list[int] = []
-        append = hits.append
-
-        def on_match(pattern_id: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
-            append(pattern_id)
-
-        self._once.scan(data, on_match, 0, None, self._scratches()[0])
+        self._once.scan(data, _collect, 0, hits, self._scratches()[0])
         return hits
 
-    def first_match_end(self, data: bytes | memoryview, start: int) -> int:
+    def dirty_lines(self, data: bytes) -> list[DirtyLine]:
         assert _hs is not None
-        found = [-1]
+        lines: list[DirtyLine] = []
+        size = len(data)
+        scratch = self._scratches()[1]
+        base = 0
+        while base < size:
+            state = [-1, 0]  # end of the current dirty line, matches counted in it
 
-        def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
-            found[0] = start + to
-            return True  # stop at the first (earliest-ending) match
+            def on_match(pattern_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
+                end = base + to
+                if end <= state[0]:  # matches arrive in end order: still the same line
+                    ids = lines[-1][2]
+                    assert ids is not None
+                    if pattern_id not in ids:
+                        ids.append(pattern_id)
+                    state[1] += 1
+                    if state[1] > MAX_MATCHES_PER_LINE:
+                        lines[-1] = (lines[-1][0], lines[-1][1], None)
+                        return True
+                    return None
+                hit = end - 1
+                line_end = data.find(b"\n", hit)
+                if line_end < 0:
+                    line_end = size
+                lines.append((data.rfind(b"\n", 0, hit) + 1, line_end, [pattern_id]))
+                state[0], state[1] = line_end, 1
+                return None
 
-        view = memoryview(data)[start:] if start else data
-        try:
-            self._every.scan(view, on_match, 0, None, self._scratches()[1])
-        except _hs.ScanTerminated:  # raised whenever the callback stops the scan
-            pass
-        return found[0]
+            view = memoryview(data)[base:] if base else data
+            try:
+                self._every.scan(view, on_match, 0, None, scratch)
+                break
+            except _hs.ScanTerminated:  # a line with too many matches: resume after it
+                base = state[0] + 1
+        return lines
+
+
+def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]) -> None:
+    hits.append(pattern_id)
 
 
 def _hyperscan_syntax(trigger: str) -> bytes:

@@ -42,29 +42,19 @@ def redact_chunk(
     out: list[bytes | memoryview] = []
     view = memoryview(buf)
     pos = 0
-    size = len(buf)
-    first_match_end = redactor.scanner.first_match_end
-    while pos < size:
-        end = first_match_end(buf, pos)
-        if end < 0:
-            out.append(view[pos:])
-            break
-        hit = max(pos, end - 1)
-        newline = buf.rfind(b"\n", pos, hit)
-        line_start = pos if newline < 0 else newline + 1
-        line_end = buf.find(b"\n", hit)
-        if line_end < 0:
-            line_end = size
+    for line_start, line_end, triggered in redactor.scanner.dirty_lines(buf):
         if line_start > pos:
             out.append(view[pos:line_start])
         line = buf[line_start:line_end]
         trace_id = line_trace_id(line, default_trace_id)
         findings: list[Finding] | None = [] if on_line is not None else None
-        redacted = redactor.redact(line, trace_id=trace_id, findings=findings)
+        redacted = redactor.redact_line(line, triggered, trace_id=trace_id, findings=findings)
         if b"\n" in redacted:  # never split one input line into two output lines
             redacted = redacted.replace(b"\n", b"\\n")
         out.append(redacted)
         if findings and on_line is not None:
             on_line(trace_id, redacted, findings)
         pos = line_end
+    if pos < len(buf):
+        out.append(view[pos:])
     return out

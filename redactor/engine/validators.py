@@ -40,6 +40,38 @@ def luhn(value: str) -> bool:
     return total % 10 == 0
 
 
+# (IIN prefix range low, high, number of prefix digits, allowed lengths)
+_CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
+    (4, 4, 1, frozenset({13, 16, 19})),  # Visa
+    (51, 55, 2, frozenset({16})),  # Mastercard
+    (2221, 2720, 4, frozenset({16})),  # Mastercard 2-series
+    (34, 34, 2, frozenset({15})),  # Amex
+    (37, 37, 2, frozenset({15})),
+    (6011, 6011, 4, frozenset(range(16, 20))),  # Discover
+    (644, 649, 3, frozenset(range(16, 20))),
+    (65, 65, 2, frozenset(range(16, 20))),
+    (3528, 3589, 4, frozenset(range(16, 20))),  # JCB
+    (300, 305, 3, frozenset(range(14, 20))),  # Diners
+    (309, 309, 3, frozenset(range(14, 20))),
+    (36, 36, 2, frozenset(range(14, 20))),
+    (38, 39, 2, frozenset(range(14, 20))),
+    (62, 62, 2, frozenset(range(16, 20))),  # UnionPay
+    (50, 50, 2, frozenset(range(16, 20))),  # Maestro (12–15 digit Maestro is too rare
+    (56, 69, 2, frozenset(range(16, 20))),  #   to justify the false positives)
+    (2200, 2204, 4, frozenset(range(16, 20))),  # Mir
+)
+
+
+def card_number(value: str) -> bool:
+    """A card number: an issued IIN range with a length that brand uses, and Luhn."""
+    digits = _digits(value.replace("%20", ""))
+    n = len(digits)
+    for low, high, width, lengths in _CARD_RANGES:
+        if n in lengths and low <= int(digits[:width]) <= high:
+            return luhn(digits)
+    return False
+
+
 def ssn(value: str) -> bool:
     """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000."""
     digits = _digits(value)
@@ -160,6 +192,7 @@ def shannon_entropy(value: str) -> float:
 
 VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
+    "card_number": card_number,
     "ssn": ssn,
     "mod97": mod97,
     "github_crc32": github_crc32,
