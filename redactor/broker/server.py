@@ -112,7 +112,19 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "redactor-broker/1"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Unparseable request lines would otherwise get an HTTP/0.9 answer: no status line, no JSON.
+    default_request_version = "HTTP/1.0"
     app: BrokerApp  # set on the subclass made by make_server
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's protocol-level errors (bad request line, oversized headers) as JSON, too."""
+        self.close_connection = True
+        try:
+            self._error(code, "bad_request" if code < 500 else "internal", message or "bad request")
+        except OSError:
+            pass
+        self._status = code
+        log.info("protocol error %s", code)
 
     # --- plumbing -------------------------------------------------------------------------
 

@@ -195,3 +195,21 @@ def test_input_validation(clock):
         args = dict(categories=["card"], reason="r") | kwargs
         with pytest.raises(GrantError):
             s.request(ALICE, **args)
+
+
+def test_conditions_refuse_outside_window_but_not_break_glass(clock, reader):
+    import datetime as dt
+
+    policy = parse_policy({
+        "groups": {"oncall": ["alice"]}, "break_glass": {"groups": ["oncall"]},
+        "category": {"secret": {"conditions": {"hours": ["09:00-17:00"], "timezone": "UTC"}}},
+    })
+    s = svc(clock, policy)
+    clock.now = dt.datetime(2024, 1, 1, 20, 0, tzinfo=dt.timezone.utc).timestamp()
+    g = s.request(ALICE, traces=[T1], categories=["secret"], reason="INC-6")
+    s.approve(BOB, g.id)
+    with pytest.raises(RevealRefused, match="not usable at 20:00"):
+        s.reveal(ALICE, reader, trace=T1)
+    s.revoke(ALICE, g.id)
+    s.request(ALICE, traces=[T1], categories=["secret"], reason="outage", break_glass=True)
+    assert TOKEN in s.reveal(ALICE, reader, trace=T1).records[0].text
