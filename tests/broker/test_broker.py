@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,21 +14,7 @@ from redactor.cli import main
 from redactor.grants import NotAllowed, RevealRefused
 from redactor.testing import assert_no_leak
 
-from conftest import AUDIENCE, CARD, ORIGINALS, SSN, T1, T2, TOKEN
-
-
-def call(url: str, method: str, path: str, body: bytes | None = None, token: str | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    h = dict(headers or {})
-    if token is not None:
-        h["Authorization"] = f"Bearer {token}"
-    conn.request(method, path, body=body, headers=h)
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(data) if data else None
+from _broker_helpers import CARD, ORIGINALS, SSN, T1, T2, TOKEN, call
 
 
 def client(broker: dict[str, Any], user: str) -> BrokerClient:

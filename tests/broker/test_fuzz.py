@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from test_broker import call
+from _broker_helpers import call
 
 PATHS = ["/v1/grants", "/v1/grants/g-aaaaaaaa/approve", "/v1/grants/g-aaaaaaaa/deny",
          "/v1/grants/g-aaaaaaaa/revoke", "/v1/reveal", "/v1/audit", "/v1/audit/verify"]
