@@ -116,14 +116,50 @@ def normalize_trace_id(value: object) -> str | None:
     return text
 
 
-def active_span_trace_id() -> str | None:
-    """The trace id of the active OpenTelemetry span, if there is a valid one."""
+def _make_active_span_reader() -> Callable[[], str | None]:
     try:
-        from opentelemetry import trace
+        from opentelemetry.context import get_current
+        from opentelemetry.trace.propagation import _SPAN_KEY
     except ImportError:
-        return None
-    context = trace.get_current_span().get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else None
+        return lambda: None
+
+    def read() -> str | None:
+        # get_current_span() would wrap a missing span in INVALID_SPAN; reading the context
+        # directly is a dict lookup (this runs per dirty record and per exported span).
+        span = get_current().get(_SPAN_KEY)
+        if span is None:
+            return None
+        context = span.get_span_context()
+        return f"{context.trace_id:032x}" if context.is_valid else None
+
+    return read
+
+
+#: The trace id of the active OpenTelemetry span, if there is a valid one.
+active_span_trace_id: Callable[[], str | None] = _make_active_span_reader()
+
+
+def redo_changed(
+    redact: Callable[..., Any],
+    original: dict[str, Any],
+    first: dict[str, Any],
+    trace_id: str,
+    findings: list[Finding],
+    path: str,
+    what: str,
+) -> Any:
+    """Redo a dict's redaction with its trace id, only for the keys the first pass changed.
+
+    Integrations redact without a trace id first so clean records never pay for resolving
+    one; refs are keyed by trace id, so dirty values are redone -- but only those.
+    """
+    changed = {k: v for k, v in original.items() if first.get(k, v) is not v or k not in first}
+    again = redact(changed, trace_id, findings, path, what)
+    if not isinstance(again, dict):
+        return again
+    merged = dict(first)
+    merged.update(again)
+    return merged
 
 
 def _structlog_contextvar(key: str) -> Callable[[], object]:

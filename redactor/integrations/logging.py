@@ -63,6 +63,14 @@ _SKIPPED_EXTRAS = frozenset(
     {"otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName", "_logger", "_name"}
 )
 
+_FIELD_NAMES = (
+    ("message", "message"),
+    ("exc_text", "exception text"),
+    ("exception.message", "exception message"),
+    ("stack_info", "stack info"),
+    ("extra", "extra"),
+)
+
 _STANDIN_TYPES: dict[type, type[Exception]] = {}
 _STANDIN_LIMIT = 512
 
@@ -148,12 +156,10 @@ class RedactingFilter(logging.Filter):
 
     def redact_record(self, record: logging.LogRecord, formatter: logging.Formatter | None = None) -> None:
         """Redact every text-bearing part of ``record`` and mark it redacted."""
-        pipeline = self._pipeline
         attrs = record.__dict__
-        findings: list[Finding] = []
-        trace_id = pipeline.trace.resolve(attrs.get)
 
-        # -- message: format once here, so formatters later do no %-formatting at all
+        # -- gather the originals: the formatted message (formatted once here, so formatters
+        # do no %-formatting later), the traceback text, the exception message, stack, extras
         msg = record.msg
         if record.args:
             try:
@@ -168,47 +174,67 @@ class RedactingFilter(logging.Filter):
             text = msg  # structured message (OTel body, ProcessorFormatter): keep its shape
         else:
             text = str(msg)
-        new_msg = pipeline.redact_field(text, trace_id, findings, "message", "message")
+        exc_info = record.exc_info
+        exc_text = record.exc_text
+        exc_message: str | None = None
+        if exc_info:
+            if not exc_text:
+                try:
+                    exc_text = (formatter or self._formatter).formatException(exc_info)
+                except Exception:
+                    exc_text = "".join(traceback.format_exception(*exc_info))
+            value = exc_info[1]
+            try:
+                exc_message = str(value) if value is not None else ""
+            except Exception:
+                exc_message = FAILED_PLACEHOLDER
+        extra_keys: list[str] | None = None
+        extras: dict[str, Any] | None = None
+        if len(attrs) > _BASE_ATTR_COUNT:
+            extra_keys = [k for k in attrs if k not in _STANDARD_ATTRS and k not in _SKIPPED_EXTRAS]
+            if extra_keys:
+                # one engine call over all of them, so key-name rules see the keys
+                extras = {k: attrs[k] for k in extra_keys}
+        fields = (text, exc_text, exc_message, record.stack_info, extras)
+
+        # -- redact without a trace id first: a clean record (the common case) never pays
+        # for trace resolution; a dirty one is redone with its trace id (refs are keyed by it)
+        findings: list[Finding] = []
+        out = self._redact_fields(fields, None, findings)
+        trace_id = None
+        if findings:
+            trace_id = self._pipeline.trace.resolve(attrs.get)
+            if trace_id is not None:  # refs are keyed by trace id: redo the dirty fields
+                findings = []
+                out = self._redact_fields(
+                    tuple(f if o is not f else None for f, o in zip(fields, out)),  # type: ignore[arg-type]
+                    trace_id,
+                    findings,
+                    previous=out,
+                )
+        new_msg, new_exc_text, new_exc_message, new_stack, new_extras = out
+
         record.msg = new_msg
         record.args = _DONE
         if "message" in attrs:  # an earlier formatter cached the raw formatted message
             record.message = new_msg if isinstance(new_msg, str) else str(new_msg)
-
-        # -- exception: render the traceback once, redact it, and disarm exc_info
-        exc_info = record.exc_info
-        if exc_info and not record.exc_text:
-            try:
-                record.exc_text = (formatter or self._formatter).formatException(exc_info)
-            except Exception:
-                record.exc_text = "".join(traceback.format_exception(*exc_info))
-        if record.exc_text:
-            record.exc_text = pipeline.redact_field(
-                record.exc_text, trace_id, findings, "exc_text", "exception text"
-            )
+        if exc_text:
+            record.exc_text = new_exc_text
         if exc_info:
-            record.exc_info = self._standin(exc_info, trace_id, findings)
-
-        if record.stack_info:
-            record.stack_info = pipeline.redact_field(
-                record.stack_info, trace_id, findings, "stack_info", "stack info"
-            )
-
-        # -- extra= attributes: one engine call over all of them, so key-name rules apply
-        if len(attrs) > _BASE_ATTR_COUNT:
-            keys = [k for k in attrs if k not in _STANDARD_ATTRS and k not in _SKIPPED_EXTRAS]
-            if keys:
-                extras = {k: attrs[k] for k in keys}
-                redacted = pipeline.redact_field(extras, trace_id, findings, "extra", "extra")
-                if redacted is not extras:
-                    if isinstance(redacted, dict):
-                        for key in keys:
-                            attrs[key] = redacted.get(key, FAILED_PLACEHOLDER)
-                    else:
-                        for key in keys:
-                            attrs[key] = FAILED_PLACEHOLDER
+            # a stand-in with the redacted message and no traceback, so nothing re-renders the raw one
+            record.exc_info = self._standin(exc_info, new_exc_message)
+        if new_stack is not record.stack_info:
+            record.stack_info = new_stack
+        if extras is not None and new_extras is not extras and extra_keys:
+            if isinstance(new_extras, dict):
+                for key in extra_keys:
+                    attrs[key] = new_extras.get(key, FAILED_PLACEHOLDER)
+            else:
+                for key in extra_keys:
+                    attrs[key] = FAILED_PLACEHOLDER
 
         if findings:
-            pipeline.commit(
+            self._pipeline.commit(
                 trace_id,
                 SOURCE,
                 new_msg if isinstance(new_msg, str) else str(new_msg),
@@ -216,22 +242,40 @@ class RedactingFilter(logging.Filter):
                 record.created,
             )
 
-    def _standin(self, exc_info: Any, trace_id: str | None, findings: list[Finding]) -> Any:
-        exc_type, value = exc_info[0], exc_info[1]
+    def _redact_fields(
+        self,
+        fields: tuple[Any, Any, Any, Any, Any],
+        trace_id: str | None,
+        findings: list[Finding],
+        previous: list[Any] | None = None,
+    ) -> list[Any]:
+        """Redact the five text-bearing fields; with ``previous``, fields given as None keep
+        their previous result (the redo pass touches only what the first pass changed)."""
+        redact = self._pipeline.redact_field
+        text, exc_text, exc_message, stack, extras = fields
+        if previous is not None:
+            return [
+                prev if field is None else redact(field, trace_id, findings, path, what)
+                for field, prev, (path, what) in zip(fields, previous, _FIELD_NAMES)
+            ]
+        return [
+            redact(text, trace_id, findings, "message", "message"),
+            redact(exc_text, trace_id, findings, "exc_text", "exception text") if exc_text else exc_text,
+            redact(exc_message, trace_id, findings, "exception.message", "exception message")
+            if exc_message
+            else exc_message,
+            redact(stack, trace_id, findings, "stack_info", "stack info") if stack else stack,
+            redact(extras, trace_id, findings, "extra", "extra") if extras else extras,
+        ]
+
+    @staticmethod
+    def _standin(exc_info: Any, message: Any) -> Any:
+        exc_type = exc_info[0]
         if exc_type is None:
             return None
-        keep = len(findings)
-        try:
-            message = str(value) if value is not None else ""
-            redacted = self._pipeline.redact_field(
-                message, trace_id, findings, "exception.message", "exception message"
-            )
-            standin_type = _standin_type(exc_type)
-            standin = standin_type(redacted) if redacted else standin_type()
-            return (standin_type, standin, None)
-        except Exception as exc:
-            self._pipeline.failed(exc, findings, keep, "exception")
-            return None
+        standin_type = _standin_type(exc_type)
+        standin = standin_type(message) if message else standin_type()
+        return (standin_type, standin, None)
 
     def _fail_record(self, record: logging.LogRecord, exc: BaseException) -> None:
         """Fail closed on the whole record: nothing of its text survives."""

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Status
 
-from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
+from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline, redo_changed
 
 if TYPE_CHECKING:
     from redactor.engine.interface import Finding
@@ -173,32 +173,45 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
     def _redact_record(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
-        redact = self._redact
         attributes = record.attributes
         attrs = _as_dict(attributes)
-        trace_id = self._resolve(attrs.get if attrs else _none_get, record.trace_id)
-        findings: list[Finding] = []
-
         body = record.body
-        if body is not None and not isinstance(body, _SCALARS):
-            new_body = redact(body, trace_id, findings, "body", "body")
-            if new_body is not body:
-                record.body = new_body
-        else:
-            new_body = body
-
-        if attrs:
-            redacted = redact(attrs, trace_id, findings, "attributes", "attributes")
-            if redacted is not attrs:
-                if not isinstance(redacted, dict):
-                    redacted = dict.fromkeys(attrs, FAILED_PLACEHOLDER)
-                self._write_attributes(record, attributes, attrs, redacted)
-
+        if isinstance(body, _SCALARS):
+            body = None  # numbers and booleans carry nothing to mask
         event_name = record.event_name
-        if event_name:
-            new_name = redact(event_name, trace_id, findings, "event_name", "event name")
-            if new_name is not event_name:
-                record.event_name = new_name
+
+        # No trace id first: a clean record never pays for resolving one; a dirty one is
+        # redone with its trace id, since refs are keyed by it.
+        findings: list[Finding] = []
+        new_body, new_attrs, new_name = self._redact_fields(body, attrs, event_name, None, findings)
+        trace_id = None
+        if findings:
+            trace_id = self._resolve(attrs.get if attrs else _none_get, record.trace_id)
+            if trace_id is not None:  # refs are keyed by trace id: redo what was dirty
+                findings = []
+                first = (new_body, new_attrs, new_name)
+                again = self._redact_fields(
+                    body if new_body is not body else None,
+                    None,
+                    event_name if new_name is not event_name else None,
+                    trace_id,
+                    findings,
+                )
+                new_body = again[0] if new_body is not body else first[0]
+                new_name = again[2] if new_name is not event_name else first[2]
+                if attrs and isinstance(new_attrs, dict) and new_attrs is not attrs:
+                    new_attrs = redo_changed(
+                        self._redact, attrs, new_attrs, trace_id, findings, "attributes", "attributes"
+                    )
+
+        if new_body is not body:
+            record.body = new_body
+        if attrs and new_attrs is not attrs:
+            if not isinstance(new_attrs, dict):
+                new_attrs = dict.fromkeys(attrs, FAILED_PLACEHOLDER)
+            self._write_attributes(record, attributes, attrs, new_attrs)
+        if new_name is not event_name:
+            record.event_name = new_name
 
         static = self._static
         if static is not None:
@@ -211,13 +224,29 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
         if findings:
             timestamp_ns = record.timestamp or record.observed_timestamp
+            shown = new_body if new_body is not None else record.body
             self._pipeline.commit(
                 trace_id,
                 LOGS_SOURCE,
-                new_body if isinstance(new_body, str) else "",
+                shown if isinstance(shown, str) else "",
                 findings,
                 timestamp_ns / 1e9 if timestamp_ns else None,
             )
+
+    def _redact_fields(
+        self,
+        body: Any,
+        attrs: dict[str, Any] | None,
+        event_name: str | None,
+        trace_id: str | None,
+        findings: list[Finding],
+    ) -> tuple[Any, Any, Any]:
+        redact = self._redact
+        return (
+            redact(body, trace_id, findings, "body", "body") if body is not None else body,
+            redact(attrs, trace_id, findings, "attributes", "attributes") if attrs else attrs,
+            redact(event_name, trace_id, findings, "event_name", "event name") if event_name else event_name,
+        )
 
     @staticmethod
     def _write_attributes(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, MutableMapping
 
-from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
+from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline, redo_changed
 
 if TYPE_CHECKING:
     from redactor.engine.interface import Finding
@@ -87,11 +87,19 @@ class RedactingProcessor:
         try:
             if self._format_exc_info is not None and "exc_info" in event_dict:
                 event_dict = self._format_exc_info(logger, method_name, event_dict)
-            trace_id = self._resolve(event_dict.get) if self._resolve is not None else None
             findings: list[Finding] = []
-            redacted = self._redact(event_dict, trace_id, findings, "", "event dict")
+            # No trace id first: a clean event (the common case) never pays for resolving one.
+            redacted = self._redact(event_dict, None, findings, "", "event dict")
             if redacted is event_dict:
                 return event_dict
+            trace_id = None
+            if findings and self._resolve is not None:
+                trace_id = self._resolve(event_dict.get)
+                if trace_id is not None and isinstance(redacted, dict):
+                    findings = []
+                    redacted = redo_changed(
+                        self._redact, dict(event_dict), redacted, trace_id, findings, "", "event dict"
+                    )
             if not isinstance(redacted, dict):
                 # The engine failed on the whole dict: retry value by value so one bad value
                 # costs one field, not the event.
