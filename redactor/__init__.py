@@ -11,6 +11,7 @@ from redactor.engine import (
     RuleError,
     load_ruleset,
 )
+from redactor.engine.scanner import DatabaseCache
 from redactor.settings import Settings, resolve_settings
 
 __version__ = "0.1.0"
@@ -43,4 +44,5 @@ def create_redactor(settings: Settings | None = None, *, scanner: str = "auto") 
         ref_key=settings.ref_key,
         max_value_bytes=settings.max_value_bytes,
         scanner=scanner,
+        scanner_cache=DatabaseCache(settings.home / "cache", settings.ref_key),
     )

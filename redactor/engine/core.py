@@ -27,7 +27,7 @@ from redactor.engine.masks import (
     placeholder,
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
-from redactor.engine.scanner import Scanner, make_scanner
+from redactor.engine.scanner import DatabaseCache, Scanner, make_scanner
 from redactor.engine.validators import shannon_entropy
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
@@ -58,6 +58,7 @@ class Redactor:
         max_value_bytes: int = 16 * 1024 * 1024,
         match_timeout_s: float = 0.5,
         scanner: str = "auto",
+        scanner_cache: DatabaseCache | None = None,
     ) -> None:
         if len(ref_key) < 16:
             raise ValueError("ref_key must be at least 16 bytes")
@@ -75,7 +76,7 @@ class Redactor:
                 gated.append([])
             gated[index].append(rule)
         self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)
-        self.scanner: Scanner = make_scanner(list(trigger_ids), scanner)
+        self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
         self._keys = KeyNameMatcher(ruleset.keynames)
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)

@@ -13,8 +13,12 @@ give the same final redaction even where their internal match reporting differs.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
-from typing import Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
 
 # (line start, line end, trigger ids seen in the line — or None: unknown, run stage 1 again)
 DirtyLine = tuple[int, int, "list[int] | None"]
@@ -80,22 +84,31 @@ def _scoped(trigger: str) -> str:
 
 class HyperscanScanner:
     """Hyperscan block-mode databases: one reporting each trigger once (records), one
-    reporting every match in end order so a scan can stop at the first (chunks)."""
+    reporting every match in end order (chunks).
+
+    Compiling takes a few hundred milliseconds, which dominates a short ``scrub``; with a
+    ``cache`` the serialized databases are kept on disk under an HMAC, so a tampered or stale
+    file is never loaded (a database missing a trigger would silently skip a rule).
+    """
 
     name = "hyperscan"
 
-    def __init__(self, triggers: Sequence[str]) -> None:
+    def __init__(self, triggers: Sequence[str], cache: DatabaseCache | None = None) -> None:
         assert _hs is not None
         expressions = [_hyperscan_syntax(t) for t in triggers]
         ids = list(range(len(expressions)))
         flags = [_hyperscan_flags(t) for t in triggers]
-        self._once = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-        self._once.compile(
-            expressions=expressions, ids=ids, elements=len(ids),
-            flags=[f | _hs.HS_FLAG_SINGLEMATCH for f in flags],
-        )
-        self._every = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-        self._every.compile(expressions=expressions, ids=ids, elements=len(ids), flags=flags)
+
+        def build(single: bool) -> object:
+            assert _hs is not None
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            extra = _hs.HS_FLAG_SINGLEMATCH if single else 0
+            db.compile(expressions=expressions, ids=ids, elements=len(ids), flags=[f | extra for f in flags])
+            return db
+
+        key = "\x00".join(triggers)
+        self._once = cache.load_or_build(f"once\x00{key}", lambda: build(True)) if cache else build(True)
+        self._every = cache.load_or_build(f"every\x00{key}", lambda: build(False)) if cache else build(False)
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
@@ -157,6 +170,36 @@ def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]
     hits.append(pattern_id)
 
 
+class DatabaseCache:
+    """Serialized Hyperscan databases in a directory, authenticated with an HMAC key."""
+
+    def __init__(self, directory: Path, hmac_key: bytes) -> None:
+        self.directory = directory
+        self._key = hmac_key
+
+    def load_or_build(self, identity: str, build: Callable[[], Any]) -> Any:
+        assert _hs is not None
+        digest = hashlib.sha256(f"{_hs.__version__}\x00{identity}".encode()).hexdigest()[:32]
+        path = self.directory / f"hs-{digest}.db"
+        try:
+            blob = path.read_bytes()
+            tag, payload = blob[:32], blob[32:]
+            if hmac.compare_digest(tag, hmac.new(self._key, payload, hashlib.sha256).digest()):
+                return _hs.loadb(payload, _hs.HS_MODE_BLOCK)
+        except (OSError, _hs.error):
+            pass
+        db = build()
+        try:
+            payload = _hs.dumpb(db)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(hmac.new(self._key, payload, hashlib.sha256).digest() + payload)
+            os.replace(tmp, path)
+        except (OSError, _hs.error):
+            pass  # a cache we cannot write only costs start-up time
+        return db
+
+
 def _hyperscan_syntax(trigger: str) -> bytes:
     return (trigger[4:] if trigger.startswith("(?i)") else trigger).encode()
 
@@ -166,12 +209,12 @@ def _hyperscan_flags(trigger: str) -> int:
     return _hs.HS_FLAG_CASELESS if trigger.startswith("(?i)") else 0
 
 
-def make_scanner(triggers: Sequence[str], prefer: str = "auto") -> Scanner:
+def make_scanner(triggers: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None) -> Scanner:
     """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback."""
     if prefer not in ("auto", "hyperscan", "regex"):
         raise ValueError(f"unknown scanner {prefer!r}")
     if prefer != "regex" and _hs is not None:
-        return HyperscanScanner(triggers)
+        return HyperscanScanner(triggers, cache)
     if prefer == "hyperscan":
         raise RuntimeError("hyperscan is not installed")
     return RegexScanner(triggers)
