@@ -4,7 +4,7 @@ Key layout (prefix ``rv``; ``{T}`` is the trace id as a hash tag, so all of a tr
 one Cluster slot and can be fetched with one MGET)::
 
     rv:{T}:e:<entry>   string  sealed blob                      PX = entry TTL
-    rv:{T}:t           zset    entry ids of T, score = expiry ms   PEXPIRE NX, then GT
+    rv:{T}:t           zset    entry ids of T, score = expiry ms   PX, only ever extended
     rv:r:<ref>         string  trace id the ref belongs to      PX = entry TTL
     rv:n:<entry>       string  sealed blob without a trace id   PX = entry TTL
     rv:rn:<ref>        zset    entry ids without a trace id, score = expiry ms
@@ -30,6 +30,39 @@ from redis.retry import Retry
 from redactor.vault.interface import SealedEntry, VaultBackend, VaultConfigError, VaultUnavailable
 
 DEFAULT_PREFIX = "rv"
+
+# Writes entries in one script call. Per entry, ARGV holds 6 values (blob, px, expiry ms, entry
+# id, trace id or "" when untraced, n) and KEYS holds n keys: the entry key, the trace index (if
+# traced), then ref keys. Traced refs map to their trace id; untraced refs are sorted sets.
+# Index TTLs only ever grow: a late (retried) batch must not shorten the life of entries written
+# after it; PTTL is -1 for a new key, so the first write sets it.
+_PUT_SCRIPT = """
+local function index(key, px, score, member)
+  redis.call('ZADD', key, score, member)
+  if redis.call('PTTL', key) < px then redis.call('PEXPIRE', key, px) end
+end
+local k, a = 1, 1
+while a <= #ARGV do
+  local px, trace, n = tonumber(ARGV[a + 1]), ARGV[a + 4], tonumber(ARGV[a + 5])
+  local score, member = ARGV[a + 2], ARGV[a + 3]
+  redis.call('SET', KEYS[k], ARGV[a], 'PX', px)
+  local first = k + 1
+  if trace ~= '' then
+    index(KEYS[k + 1], px, score, member)
+    first = k + 2
+  end
+  for i = first, k + n - 1 do
+    if trace ~= '' then redis.call('SET', KEYS[i], trace, 'PX', px)
+    else index(KEYS[i], px, score, member) end
+  end
+  k, a = k + n, a + 6
+end
+return 1
+"""
+
+# Entries per script call on a standalone server: large enough that packing and parsing are
+# per-batch costs, small enough that one call holds Redis for about a millisecond.
+_ENTRIES_PER_CALL = 128
 
 
 def _tag(trace_id: str) -> str:
@@ -124,38 +157,61 @@ class RedisVault(VaultBackend):
     # --- writes -----------------------------------------------------------------------------
 
     def put(self, entries: Sequence[SealedEntry]) -> None:
-        """Write ``entries`` in one non-transactional pipeline (one round trip per node)."""
+        """Write ``entries`` in one non-transactional pipeline (one round trip per node).
+
+        On a standalone server, every :data:`_ENTRIES_PER_CALL` entries (blobs, indexes, ref
+        keys, TTLs) are one EVAL: the Python client's cost is per command, not per byte. A
+        Cluster cannot run a script across slots, so there each entry is one EVAL over its
+        trace's slot, and its ref keys are written apart.
+        """
 
         def write(client: Any) -> None:
             now = time.time()
             pipe = client.pipeline(transaction=False)
-            cmd = pipe.execute_command
             p = self._prefix
+            cluster = self._cluster
+            keys: list[Any] = []
+            argv: list[Any] = []
+            pending = 0
             queued = False
             for e in entries:
                 px = int((e.expires_at - now) * 1000)
                 if px <= 0:
                     continue  # expired while waiting (e.g. during an outage): nothing to keep
-                expires_ms = int(e.expires_at * 1000)
-                queued = True
+                score = int(e.expires_at * 1000)
                 if e.trace_id:
                     tag = _tag(e.trace_id)
-                    index = f"{p}:{{{tag}}}:t"
-                    cmd("SET", f"{p}:{{{tag}}}:e:{e.entry_id}", e.blob, "PX", px)
-                    cmd("ZADD", index, expires_ms, e.entry_id)
-                    # NX sets the TTL of a new index, GT only ever extends it: a late (retried)
-                    # batch must not shorten the life of entries written after it.
-                    cmd("PEXPIRE", index, px, "NX")
-                    cmd("PEXPIRE", index, px, "GT")
-                    for ref in e.refs:
-                        cmd("SET", f"{p}:r:{ref}", e.trace_id, "PX", px)
+                    own = [f"{p}:{{{tag}}}:e:{e.entry_id}", f"{p}:{{{tag}}}:t"]
+                    ref_keys = [f"{p}:r:{ref}" for ref in e.refs]
                 else:
-                    cmd("SET", f"{p}:n:{e.entry_id}", e.blob, "PX", px)
-                    for ref in e.refs:
-                        index = f"{p}:rn:{ref}"
-                        cmd("ZADD", index, expires_ms, e.entry_id)
-                        cmd("PEXPIRE", index, px, "NX")
-                        cmd("PEXPIRE", index, px, "GT")
+                    own = [f"{p}:n:{e.entry_id}"]
+                    ref_keys = [f"{p}:rn:{ref}" for ref in e.refs]
+                trace = e.trace_id or ""
+                if cluster:
+                    pipe.execute_command(
+                        "EVAL", _PUT_SCRIPT, len(own), *own, e.blob, px, score, e.entry_id, trace, len(own)
+                    )
+                    for key in ref_keys:
+                        # Each ref key is its own slot: a one-key call of the same script (an
+                        # "entry" whose blob slot is the ref key would be wrong, so no blob).
+                        if trace:
+                            pipe.execute_command("SET", key, trace, "PX", px)
+                        else:
+                            pipe.execute_command("ZADD", key, score, e.entry_id)
+                            pipe.execute_command("PEXPIRE", key, px, "NX")
+                            pipe.execute_command("PEXPIRE", key, px, "GT")
+                    queued = True
+                    continue
+                keys += own
+                keys += ref_keys
+                argv += (e.blob, px, score, e.entry_id, trace, len(own) + len(ref_keys))
+                pending += 1
+                if pending == _ENTRIES_PER_CALL:
+                    pipe.execute_command("EVAL", _PUT_SCRIPT, len(keys), *keys, *argv)
+                    keys, argv, pending, queued = [], [], 0, True
+            if pending:
+                pipe.execute_command("EVAL", _PUT_SCRIPT, len(keys), *keys, *argv)
+                queued = True
             if queued:
                 pipe.execute()
 

@@ -155,6 +155,7 @@ def parse_header(blob: bytes) -> tuple[SealHeader, int]:
         kid, epk_text, counter = raw["kid"], raw["epk"], raw["n"]
         trace_id, entry_id, expires, count = raw["t"], raw["e"], raw["x"], raw["c"]
         epk = base64.urlsafe_b64decode(epk_text)
+        refs = raw["r"]
     except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError):
         raise SealError("malformed blob header") from None
     if not (
@@ -168,7 +169,7 @@ def parse_header(blob: bytes) -> tuple[SealHeader, int]:
         and isinstance(count, int)
     ):
         raise SealError("malformed blob header")
-    header = SealHeader(kid, epk, counter, trace_id, entry_id, expires, _str_list(raw["r"]), count)
+    header = SealHeader(kid, epk, counter, trace_id, entry_id, expires, _str_list(refs), count)
     return header, end
 
 
