@@ -79,3 +79,9 @@ def redactor(settings: Settings) -> Redactor:
 def any_redactor(request: pytest.FixtureRequest, settings: Settings) -> Redactor:
     """A fresh engine over the shipped packs, once per stage-1 scanner."""
     return create_redactor(settings, scanner=request.param)
+
+
+@pytest.fixture(params=SCANNERS)
+def engine(request: pytest.FixtureRequest, engines: dict[str, Redactor]) -> Redactor:
+    """A shared engine per scanner (session-scoped: do not read its counters)."""
+    return engines[request.param]
