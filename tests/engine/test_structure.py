@@ -1,0 +1,203 @@
+"""Structured values: same object when clean, a redacted copy otherwise (input untouched),
+sensitive keys masked whatever the value's type, findings that locate without revealing,
+refs keyed by trace and by ref key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from redactor import create_redactor
+from redactor.engine import FAILED_PLACEHOLDER, Finding, Redactor
+from redactor.engine.masks import PLACEHOLDER_RE
+from redactor.settings import Settings
+from redactor.testing import assert_no_leak
+
+CARD = "4111111111111111"
+PASSWORD = "Zq8vN2pLx4Rt"
+
+
+def clean_record() -> dict:
+    return {
+        "msg": "user logged in",
+        "level": "info",
+        "n": 3,
+        "ok": True,
+        "none": None,
+        "tags": ["a", "b", ("c", b"d")],
+        "http": {"status": 200, "path": "/api/v1/items", "ids": [1, 2, 3]},
+    }
+
+
+def test_clean_structures_come_back_as_the_same_object(engine: Redactor) -> None:
+    for value in (clean_record(), [clean_record(), "x"], ("a", {"b": ["c"]}), {}, [], (), "", b""):
+        assert engine.redact(value) is value
+
+
+def test_dirty_structure_is_copied_and_the_input_is_not_mutated(engine: Redactor) -> None:
+    record = clean_record()
+    record["http"]["card"] = f"card {CARD}"
+    record["tags"][2] = ("c", f"password={PASSWORD}".encode())
+    before = copy.deepcopy(record)
+    out = engine.redact(record)
+    assert record == before, "the input was mutated"
+    assert out is not record
+    assert_no_leak(repr(out), [CARD, PASSWORD])
+    # Untouched branches are shared, touched ones are copies of the same type.
+    assert out["msg"] is record["msg"]
+    assert out["http"] is not record["http"] and out["http"]["ids"] is record["http"]["ids"]
+    assert isinstance(out["tags"], list) and isinstance(out["tags"][2], tuple)
+    assert isinstance(out["tags"][2][1], bytes)
+    assert out["tags"][2][0] == "c"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [123456, 3.14159, b"raw-bytes-secret", "plain-str-secret", 0],
+    ids=["int", "float", "bytes", "str", "zero"],
+)
+def test_sensitive_keys_mask_whatever_the_type(engine: Redactor, value: object) -> None:
+    record = {"password": value, "other": "fine"}
+    findings: list[Finding] = []
+    out = engine.redact(record, findings=findings)
+    assert out["other"] == "fine"
+    masked = out["password"]
+    assert type(masked) is (bytes if isinstance(value, bytes) else str)
+    text = masked.decode() if isinstance(masked, bytes) else masked
+    assert PLACEHOLDER_RE.fullmatch(text) and text.startswith("[password#"), "not a password placeholder"
+    assert [f.path for f in findings] == ["password"]
+    assert findings[0].rule_id == "keyname.password"
+
+
+def test_scalars_in_a_list_under_a_sensitive_key_are_masked(engine: Redactor) -> None:
+    """``{"password": ["...", ...]}``: the list is the value under the key, so its items are."""
+    secrets = ["Zq8vN2pLx4Rt", "other-pass-77"]
+    out = engine.redact({"password": list(secrets), "tokens": {"refresh_token": ("tok-abc-123",)}})
+    assert_no_leak(repr(out), [*secrets, "tok-abc-123"])
+
+
+def test_dict_under_a_sensitive_key_is_walked(engine: Redactor) -> None:
+    out = engine.redact({"credentials": {"user": "ana", "password": PASSWORD}})
+    assert out["credentials"]["user"] == "ana"
+    assert_no_leak(repr(out), [PASSWORD])
+
+
+def test_none_and_bool_under_sensitive_keys_stay(engine: Redactor) -> None:
+    record = {"password": None, "token": True}
+    assert engine.redact(record) is record
+
+
+@pytest.mark.parametrize("key", ["password", "db_password", "SMTP_PASSWORD", "x-api-key", "secretAccessKey", "Authorization", "pw", "accessToken"])
+def test_key_grammar(engine: Redactor, key: str) -> None:
+    out = engine.redact({key: "opaque-value-123"})
+    assert PLACEHOLDER_RE.fullmatch(out[key]), f"value under {key!r} not masked"
+
+
+@pytest.mark.parametrize("key", ["password_policy", "token_type", "author", "bypass", "compass", "max_tokens", "secret_name"])
+def test_keys_that_only_resemble_sensitive_names(engine: Redactor, key: str) -> None:
+    record = {key: "plain"}
+    assert engine.redact(record) is record
+
+
+def test_findings_carry_path_rule_category_ref_and_offsets(redactor: Redactor) -> None:
+    text = f"pay {CARD} now"
+    record = {"a": {"b": [0, 1, {"c": text}]}, "user": {"password": PASSWORD}}
+    findings: list[Finding] = []
+    out = redactor.redact(record, findings=findings, trace_id="t1")
+    by_path = {f.path: f for f in findings}
+    assert set(by_path) == {"a.b[2].c", "user.password"}
+    card = by_path["a.b[2].c"]
+    assert (card.rule_id, card.category, card.label) == ("card.pan", "card", "card")
+    assert (card.start, card.end) == (4, 4 + len(CARD))
+    assert text[card.start : card.end] == card.original
+    assert card.mask in out["a"]["b"][2]["c"] and card.ref in card.mask
+    assert len(card.ref) == 8 and PLACEHOLDER_RE.fullmatch(card.mask).group("ref") == card.ref
+    pw = by_path["user.password"]
+    assert (pw.rule_id, pw.category, pw.start, pw.end) == ("keyname.password", "secret", 0, len(PASSWORD))
+    assert out["user"]["password"] == pw.mask
+    assert redactor.redactions["card.pan"] == 1 and redactor.redactions["keyname.password"] == 1
+
+
+def test_findings_offsets_in_bounds_for_text(engine: Redactor) -> None:
+    text = f"a={CARD} password={PASSWORD} ssn 078-05-1121 end"
+    findings: list[Finding] = []
+    engine.redact(text, findings=findings)
+    assert len(findings) == 3
+    for f in findings:
+        assert 0 <= f.start < f.end <= len(text)
+        assert text[f.start : f.end] == f.original, f"offsets of {f.rule_id} do not locate its original"
+        assert f.path == ""
+
+
+def test_finding_repr_and_str_never_contain_the_original(engine: Redactor) -> None:
+    findings: list[Finding] = []
+    engine.redact({"k": f"x {CARD}", "password": PASSWORD}, findings=findings)
+    assert len(findings) == 2
+    for f in findings:
+        assert_no_leak(repr(f), [CARD, PASSWORD], where="repr(Finding)")
+        assert_no_leak(str(f), [CARD, PASSWORD], where="str(Finding)")
+        assert_no_leak(repr([f]), [CARD, PASSWORD], where="repr([Finding])")
+
+
+def _refs(engine: Redactor, value: object, trace_id: str | None) -> list[str]:
+    findings: list[Finding] = []
+    engine.redact(value, trace_id=trace_id, findings=findings)
+    return [f.ref for f in findings]
+
+
+def test_refs_equal_within_a_trace_and_differ_across_traces(engine: Redactor) -> None:
+    text = f"first {CARD} then again {CARD} and 5555555555554444"
+    a1, a2, other = _refs(engine, text, "trace-a")
+    assert a1 == a2, "equal values in one trace must share a ref"
+    assert a1 != other
+    # Across calls with the same trace: stable.
+    assert _refs(engine, {"x": f"card {CARD}"}, "trace-a") == [a1]
+    (b1,) = _refs(engine, f"card {CARD}", "trace-b")
+    assert b1 != a1, "different traces must give different refs"
+    (none1,) = _refs(engine, f"card {CARD}", None)
+    assert none1 not in (a1, b1)
+
+
+def test_refs_differ_with_the_ref_key(settings: Settings) -> None:
+    one = create_redactor(settings)
+    two = create_redactor(settings.with_overrides(ref_key=b"j" * 32))
+    assert _refs(one, f"card {CARD}", "t") != _refs(two, f"card {CARD}", "t")
+    assert _refs(one, f"card {CARD}", "t") == _refs(create_redactor(settings), f"card {CARD}", "t")
+
+
+def test_short_ref_key_is_refused(engine: Redactor) -> None:
+    with pytest.raises(ValueError):
+        Redactor(engine.ruleset, ref_key=b"short")
+
+
+def test_depth_100_dicts_fail_closed(redactor: Redactor) -> None:
+    root: dict = {}
+    node = root
+    for _ in range(100):
+        node["k"] = {}
+        node = node["k"]
+    node["note"] = f"card {CARD}"
+    node["password"] = PASSWORD
+    out = redactor.redact(root)
+    assert_no_leak(repr(out), [CARD, PASSWORD])
+    assert FAILED_PLACEHOLDER in repr(out), "the too-deep subtree should become the failure placeholder"
+    assert redactor.failures >= 1
+    # Shallow structure kept intact above the cut.
+    assert isinstance(out["k"]["k"]["k"], dict)
+
+
+def test_self_referencing_list_does_not_crash(redactor: Redactor) -> None:
+    loop: list = [f"card {CARD}"]
+    loop.append(loop)
+    out = redactor.redact(loop)
+    assert_no_leak(repr(out), [CARD])
+
+
+def test_non_str_keys_and_odd_scalars(engine: Redactor) -> None:
+    record = {1: "one", None: "none", ("t",): "tuple", "v": 1.5, "s": {1, 2}}
+    assert engine.redact(record) is record
+    record[2] = f"card {CARD}"
+    out = engine.redact(record)
+    assert_no_leak(repr(out), [CARD])
+    assert out[1] == "one"
