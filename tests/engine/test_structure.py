@@ -110,7 +110,8 @@ def test_findings_carry_path_rule_category_ref_and_offsets(redactor: Redactor) -
     card = by_path["a.b[2].c"]
     assert (card.rule_id, card.category, card.label) == ("card.pan", "card", "card")
     assert (card.start, card.end) == (4, 4 + len(CARD))
-    assert text[card.start : card.end] == card.original
+    located = text[card.start : card.end] == card.original
+    assert located, "the card finding's offsets do not locate its original"
     assert card.mask in out["a"]["b"][2]["c"] and card.ref in card.mask
     assert len(card.ref) == 8 and PLACEHOLDER_RE.fullmatch(card.mask).group("ref") == card.ref
     pw = by_path["user.password"]
@@ -126,7 +127,8 @@ def test_findings_offsets_in_bounds_for_text(engine: Redactor) -> None:
     assert len(findings) == 3
     for f in findings:
         assert 0 <= f.start < f.end <= len(text)
-        assert text[f.start : f.end] == f.original, f"offsets of {f.rule_id} do not locate its original"
+        located = text[f.start : f.end] == f.original
+        assert located, f"offsets of {f.rule_id} do not locate its original"
         assert f.path == ""
 
 

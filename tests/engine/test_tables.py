@@ -85,7 +85,8 @@ def test_published_test_pans_are_masked(engine: Redactor, case: tuple[str, str])
         out = _redact(engine, text)
         assert_no_leak(out, [written, digits[:-4]], where=f"output of context {context!r}")
         assert f"****-****-****-{digits[-4:]}#" in out, f"no card mask with the last 4 in context {context!r}"
-        assert not digits_only(out).count(digits[:-4]), f"leading digits survive in context {context!r}"
+        digits_survive = digits[:-4] in digits_only(out)
+        assert not digits_survive, f"leading digits survive in context {context!r}"
 
 
 def test_card_rule_reports_category_and_label(redactor: Redactor) -> None:
