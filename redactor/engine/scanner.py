@@ -139,7 +139,9 @@ class HyperscanScanner:
 
             def on_match(pattern_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
                 end = base + to
-                if end <= state[0]:  # matches arrive in end order: still the same line
+                # Matches arrive in end order. A match is in the current line when its last byte
+                # is, and that byte may be the line's own newline (a trigger ending in \s).
+                if end - 1 <= state[0]:
                     ids = lines[-1][2]
                     assert ids is not None
                     if pattern_id not in ids:
