@@ -229,7 +229,9 @@ class Redactor:
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
         lowered = text.lower() if any(r.keywords for i in triggered for r in self._gated[i]) else text
-        for index in triggered:
+        # Trigger order, not report order: Hyperscan reports triggers in match order, and
+        # candidates that tie on length and priority are settled by the order they come in.
+        for index in sorted(triggered):
             for rule in self._gated[index]:
                 try:
                     candidates.extend(_Candidate(s, e, rule) for s, e in self._match_rule(rule, text, lowered, timeout_s))
