@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redactor.engine.core import OVERSIZED_PLACEHOLDER, Redactor
+from redactor.engine.core import OVERSIZED_PLACEHOLDER, LazyTraceId, Redactor
 from redactor.engine.interface import ConfigError, Finding, RedactorError, RuleError
 from redactor.engine.masks import FAILED_PLACEHOLDER, PLACEHOLDER_RE
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet, load_ruleset
@@ -12,6 +12,7 @@ __all__ = [
     "FAILED_PLACEHOLDER",
     "Finding",
     "KeyNameRule",
+    "LazyTraceId",
     "OVERSIZED_PLACEHOLDER",
     "PLACEHOLDER_RE",
     "Redactor",

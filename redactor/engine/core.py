@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 import regex
@@ -28,11 +28,48 @@ from redactor.engine.masks import (
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
 from redactor.engine.scanner import DatabaseCache, Scanner, make_scanner
-from redactor.engine.validators import shannon_entropy
+from redactor.engine import sql
+from redactor.engine.validators import not_placeholder_like, shannon_entropy
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
+_TIMEOUT_FROM_CHARS = 4096
+_SHORTEST_NUMBER_SECRET = 10**8  # 9 digits: an SSN is the shortest all-digit secret
 MAX_DEPTH = 64
 _internal = logging.getLogger("redactor.internal")
+
+
+class LazyTraceId:
+    """A trace id looked up only if a value turns out to need a ref.
+
+    Refs are keyed by trace id, but most records are clean: integrations pass one of these
+    (shared by every field of a record) so finding the trace id — from the active span,
+    record attributes or context variables — costs nothing on the clean path.
+    """
+
+    __slots__ = ("_lookup", "_value", "_resolved")
+
+    def __init__(self, lookup: Callable[[], str | None]) -> None:
+        self._lookup = lookup
+        self._value: str | None = None
+        self._resolved = False
+
+    def get(self) -> str | None:
+        """The trace id, looked up on first use (a failing lookup counts as no trace id)."""
+        if not self._resolved:
+            self._resolved = True
+            try:
+                self._value = self._lookup()
+            except Exception:
+                self._value = None
+        return self._value
+
+    @property
+    def resolved(self) -> bool:
+        return self._resolved
+
+
+def _trace_value(trace_id: str | LazyTraceId | None) -> str | None:
+    return trace_id.get() if isinstance(trace_id, LazyTraceId) else trace_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +112,14 @@ class Redactor:
             if index == len(gated):
                 gated.append([])
             gated[index].append(rule)
+        self._keys = KeyNameMatcher(ruleset.keynames)
+        # Key-name rules inside SQL INSERTs pair columns with values by position (sql.py).
+        self._keyname_text_rules = {r.id: r for r in self.rules if r.id in {k.id for k in ruleset.keynames}}
+        self._sql_trigger = trigger_ids.setdefault(sql.TRIGGER, len(trigger_ids)) if ruleset.keynames else -1
+        if len(gated) < len(trigger_ids):
+            gated.append([])
         self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
-        self._keys = KeyNameMatcher(ruleset.keynames)
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
         self.oversized = 0
@@ -89,7 +131,7 @@ class Redactor:
         self,
         value: Any,
         *,
-        trace_id: str | None = None,
+        trace_id: str | LazyTraceId | None = None,
         findings: list[Finding] | None = None,
         path: str = "",
     ) -> Any:
@@ -97,6 +139,7 @@ class Redactor:
 
         Returns ``value`` itself (same object) when nothing was found. Values that are not
         ``str``/``bytes``/containers (numbers, None, ...) are returned as they are.
+        ``trace_id`` keys the refs; a :class:`LazyTraceId` is only resolved on a finding.
         """
         try:
             return self._redact_any(value, trace_id, findings, path, 0)
@@ -108,7 +151,7 @@ class Redactor:
         self,
         text: str,
         *,
-        trace_id: str | None = None,
+        trace_id: str | LazyTraceId | None = None,
         findings: list[Finding] | None = None,
         path: str = "",
     ) -> str:
@@ -150,6 +193,11 @@ class Redactor:
             return self._redact_dict(value, trace_id, findings, path, depth)
         if isinstance(value, (list, tuple)):
             return self._redact_sequence(value, trace_id, findings, path, depth)
+        if type(value) is int and not -_SHORTEST_NUMBER_SECRET < value < _SHORTEST_NUMBER_SECRET:
+            # A card number or SSN can arrive as a JSON number; a masked one becomes a string.
+            text = str(value)
+            out = self._redact_str(text, trace_id, findings, path)
+            return value if out is text else out
         return value
 
     def _redact_dict(self, value: dict[Any, Any], trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
@@ -160,9 +208,10 @@ class Redactor:
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
             keyname = self._keys.match(key) if (self._keys and isinstance(key, str)) else None
+            new = item
             if keyname is not None and not isinstance(item, (dict, list, tuple)):
                 new = self._mask_whole(item, keyname, trace_id, findings, child)
-            else:
+            if new is item:
                 new = self._redact_any(item, trace_id, findings, child, depth + 1)
             if new is not item:
                 if out is None:
@@ -192,8 +241,10 @@ class Redactor:
         text = item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else str(item)
         if not text or PLACEHOLDER_RE.fullmatch(text) or text == FAILED_PLACEHOLDER:
             return item
-        ref = make_ref(self._ref_key, trace_id, rule.label, text)
-        masked = placeholder(rule.label, "", ref)
+        if rule.validator is not None and rule.validator(text) is False:
+            return item  # not this rule's kind of value; the caller redacts it as usual
+        ref = make_ref(self._ref_key, _trace_value(trace_id), rule.label, text)
+        masked = placeholder(rule.label, mask_text(rule.mask, text), ref)
         self.redactions[rule.id] += 1
         if findings is not None:
             findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text))
@@ -238,6 +289,8 @@ class Redactor:
                 except TimeoutError:
                     self._count_failure(f"timeout in rule {rule.id}")
                     return FAILED_PLACEHOLDER
+            if index == self._sql_trigger:
+                candidates.extend(self._sql_candidates(text))
         if not candidates:
             return text
         chosen = _resolve_overlaps(candidates, _protected_spans(text))
@@ -248,7 +301,7 @@ class Redactor:
         for cand in chosen:
             original = text[cand.start : cand.end]
             rule = cand.rule
-            ref = make_ref(self._ref_key, trace_id, rule.label, original)
+            ref = make_ref(self._ref_key, _trace_value(trace_id), rule.label, original)
             masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
             pieces.append(text[cursor : cand.start])
             pieces.append(masked)
@@ -263,7 +316,10 @@ class Redactor:
     def _match_rule(self, rule: Rule, text: str, lowered: str, timeout_s: float) -> Iterator[tuple[int, int]]:
         """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
         has_secret_group = "secret" in rule.pattern.groupindex
-        for m in rule.pattern.finditer(text, timeout=timeout_s):
+        # Arming the regex timeout costs more than matching a log line; bounded patterns cannot
+        # run away on short text, so the guard is armed only where it can matter.
+        matches = rule.pattern.finditer(text, timeout=timeout_s) if len(text) > _TIMEOUT_FROM_CHARS else rule.pattern.finditer(text)
+        for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
             if start < 0 or start == end:
                 continue
@@ -277,6 +333,16 @@ class Redactor:
                 if not any(k in window for k in rule.keywords):
                     continue
             yield start, end
+
+    def _sql_candidates(self, text: str) -> Iterator[_Candidate]:
+        for start, end, keyname in sql.sql_value_spans(text, self._keys):
+            value = text[start:end]
+            validator = keyname.validator
+            if validator is not None and validator(value) is False:
+                continue
+            if validator is None and not not_placeholder_like(value):
+                continue
+            yield _Candidate(start, end, self._keyname_text_rules[keyname.id])
 
     def rule_spans(self, rule: Rule, text: str) -> list[tuple[int, int]]:
         """What ``rule`` alone finds in ``text`` (for rule tests; no masking, no stage 1)."""

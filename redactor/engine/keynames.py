@@ -88,15 +88,20 @@ def text_rule(rule: KeyNameRule) -> Rule:
         rf'(?:"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\.){{1,{n}}})"'
         rf"|'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]|\\.){{1,{n}}})'"
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\[^"]){{1,{n}}})\\"'
+        # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
+        rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
         rf"|{_SCHEMES}{bare})"
     )
     # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
-    # common than a secret, so an unquoted value there must not be a short plain word.
+    # common than a secret, so an unquoted value there must not be a short plain word or a
+    # lowercase identifier ("ERROR in credentials: payment_intent ...").
     colon_value = value.replace(
-        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)){bare})"
+        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|[a-z_]{{1,40}}(?:{_END_OF_WORD}|$)){bare})"
     )
     separator = r"""(?:\\?["'])?\s{0,3}"""
-    pattern = key + separator + rf"(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value})"
+    # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
+    pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
+    pattern = key + rf"(?:{pair}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
@@ -104,11 +109,11 @@ def text_rule(rule: KeyNameRule) -> Rule:
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        trigger="(?i)(?:" + "|".join(names) + r""")\\?["']?[ \t]{0,3}[:=]""",
+        trigger="(?i)(?:" + "|".join(names) + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},)""",
         pattern=regex.compile(pattern, regex.IGNORECASE),
-        validator_name="not_placeholder_like",
-        validator=not_placeholder_like,
-        mask="hidden",
+        validator_name=rule.validator_name or "not_placeholder_like",
+        validator=rule.validator or not_placeholder_like,
+        mask=rule.mask,
         priority=40,
         must_match=rule.must_match,
         must_not_match=rule.must_not_match,

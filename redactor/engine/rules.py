@@ -62,6 +62,9 @@ class KeyNameRule:
     names: tuple[str, ...]  # matched as the whole key or as the key's last word(s)
     exact_names: tuple[str, ...] = ()  # matched only as the whole key ("pass", "pw")
     value: str = "token"  # "token": up to a delimiter; "line": to end of line/quote (cookies)
+    validator_name: str | None = None  # default: reject empty/placeholder-like values only
+    validator: Validator | None = None
+    mask: str = "hidden"
     must_match: tuple[Example, ...] = ()
     must_not_match: tuple[Example, ...] = ()
 
@@ -192,6 +195,18 @@ def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, 
     value = raw.get("value", "token")
     if value not in ("token", "line"):
         raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
+    validator_name = raw.get("validator")
+    validator = None
+    if validator_name is not None:
+        validator = VALIDATORS.get(validator_name)
+        if validator is None:
+            raise RuleError(f"{where}: unknown validator {validator_name!r}; known: {sorted(VALIDATORS)}")
+    mask = raw.get("mask", "hidden")
+    if mask not in MASK_STYLES:
+        raise RuleError(f"{where}: unknown mask {mask!r}; known: {sorted(MASK_STYLES)}")
+    unknown = set(raw) - {"id", "category", "label", "names", "exact_names", "value", "validator", "mask", "must_match", "must_not_match", "description"}
+    if unknown:
+        raise RuleError(f"{where}: unknown field(s) {sorted(unknown)}")
     return KeyNameRule(
         id=rule_id,
         pack=pack,
@@ -200,6 +215,9 @@ def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, 
         names=names,
         exact_names=exact,
         value=value,
+        validator_name=validator_name,
+        validator=validator,
+        mask=mask,
         must_match=_examples(raw.get("must_match"), where),
         must_not_match=_examples(raw.get("must_not_match"), where),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections import Counter
 from typing import Callable
 
@@ -20,8 +21,12 @@ Validator = Callable[[str], "bool | None"]
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+_NON_DIGIT = re.compile(r"[^0-9]+")
+_LUHN_DOUBLED = {str(d): (2 * d if d < 5 else 2 * d - 9) for d in range(10)}
+
+
 def _digits(value: str) -> str:
-    return "".join(c for c in value if "0" <= c <= "9")
+    return _NON_DIGIT.sub("", value)
 
 
 def luhn(value: str) -> bool:
@@ -29,36 +34,30 @@ def luhn(value: str) -> bool:
     digits = _digits(value.replace("%20", ""))
     if not 12 <= len(digits) <= 19:
         return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    kept = sum(map(int, digits[-1::-2]))
+    doubled = sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
+    return (kept + doubled) % 10 == 0
 
 
-# (IIN prefix range low, high, number of prefix digits, allowed lengths)
+# (prefix digits, IIN range low, high, allowed lengths), checked in order.
 _CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
-    (4, 4, 1, frozenset({13, 16, 19})),  # Visa
-    (51, 55, 2, frozenset({16})),  # Mastercard
-    (2221, 2720, 4, frozenset({16})),  # Mastercard 2-series
-    (34, 34, 2, frozenset({15})),  # Amex
-    (37, 37, 2, frozenset({15})),
-    (6011, 6011, 4, frozenset(range(16, 20))),  # Discover
-    (644, 649, 3, frozenset(range(16, 20))),
-    (65, 65, 2, frozenset(range(16, 20))),
-    (3528, 3589, 4, frozenset(range(16, 20))),  # JCB
-    (300, 305, 3, frozenset(range(14, 20))),  # Diners
-    (309, 309, 3, frozenset(range(14, 20))),
-    (36, 36, 2, frozenset(range(14, 20))),
-    (38, 39, 2, frozenset(range(14, 20))),
-    (62, 62, 2, frozenset(range(16, 20))),  # UnionPay
-    (50, 50, 2, frozenset(range(16, 20))),  # Maestro (12–15 digit Maestro is too rare
-    (56, 69, 2, frozenset(range(16, 20))),  #   to justify the false positives)
-    (2200, 2204, 4, frozenset(range(16, 20))),  # Mir
+    (1, 4, 4, frozenset({13, 16, 19})),  # Visa
+    (2, 51, 55, frozenset({16})),  # Mastercard
+    (4, 2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (2, 34, 34, frozenset({15})),  # Amex
+    (2, 37, 37, frozenset({15})),
+    (4, 6011, 6011, frozenset(range(16, 20))),  # Discover
+    (3, 644, 649, frozenset(range(16, 20))),
+    (2, 65, 65, frozenset(range(16, 20))),
+    (4, 3528, 3589, frozenset(range(16, 20))),  # JCB
+    (3, 300, 305, frozenset(range(14, 20))),  # Diners
+    (3, 309, 309, frozenset(range(14, 20))),
+    (2, 36, 36, frozenset(range(14, 20))),
+    (2, 38, 39, frozenset(range(14, 20))),
+    (2, 62, 62, frozenset(range(16, 20))),  # UnionPay
+    (2, 50, 50, frozenset(range(16, 20))),  # Maestro (12–15 digit Maestro is too rare
+    (2, 56, 69, frozenset(range(16, 20))),  #   to justify the false positives)
+    (4, 2200, 2204, frozenset(range(16, 20))),  # Mir
 )
 
 
@@ -66,8 +65,11 @@ def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
     digits = _digits(value.replace("%20", ""))
     n = len(digits)
-    for low, high, width, lengths in _CARD_RANGES:
-        if n in lengths and low <= int(digits[:width]) <= high:
+    if n < 13:
+        return False
+    prefixes = (0, int(digits[0]), int(digits[:2]), int(digits[:3]), int(digits[:4]))
+    for width, low, high, lengths in _CARD_RANGES:
+        if low <= prefixes[width] <= high and n in lengths:
             return luhn(digits)
     return False
 

@@ -1,0 +1,68 @@
+"""Key-name rules inside SQL statements, where names and values sit apart.
+
+``INSERT INTO users (email, password) VALUES ('a@b.c', 'hunter2')`` puts the key ``password``
+in the column list and its value in the VALUES tuple; ORM logs repeat the values as bound
+parameters (``args=('a@b.c', 'hunter2')``, ``[["email", ...]]`` is handled by the text rules).
+This module pairs columns with values by position so the key-name rules apply to them.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import regex
+
+from redactor.engine.keynames import KeyNameMatcher
+from redactor.engine.rules import KeyNameRule
+
+#: Stage-1 trigger: only lines holding an INSERT are parsed.
+TRIGGER = r"(?i)insert[ \t]+into"
+
+_INSERT = regex.compile(
+    r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\(""",
+)
+# A bound-parameter tuple logged after the statement: args=(...), params=(...), parameters: (...)
+_PARAMS = regex.compile(r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]""")
+# One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
+# placeholder, or a call such as now().
+_LITERAL = regex.compile(
+    r"""\s*(?:'(?P<sq>(?:[^'\\]|''|\\.){0,4096})'|"(?P<dq>(?:[^"\\]|""|\\.){0,4096})"|(?P<bare>[^,()'"\s][^,()'"]{0,200}(?:\([^()]{0,200}\))?))\s*"""
+)
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip().strip('"`[]').rsplit(".", 1)[-1] for c in text.split(",")]
+
+
+def _values(text: str, pos: int) -> Iterator[tuple[int, int]]:
+    """Spans of the literals of a tuple starting at ``pos`` (just after its '(')."""
+    while True:
+        m = _LITERAL.match(text, pos)
+        if m is None:
+            return
+        for group in ("sq", "dq", "bare"):
+            if m.group(group) is not None:
+                yield m.span(group)
+                break
+        pos = m.end()
+        if pos >= len(text) or text[pos] != ",":
+            return
+        pos += 1
+
+
+def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """(start, end, rule) for each value whose column a key-name rule covers."""
+    for insert in _INSERT.finditer(text):
+        columns = _columns(insert.group("columns"))
+        covered = {i: rule for i, c in enumerate(columns) if (rule := keys.match(c)) is not None}
+        if not covered:
+            continue
+        tuples = [insert.end()]
+        params = _PARAMS.search(text, insert.end())
+        if params is not None:
+            tuples.append(params.end())
+        for start in tuples:
+            for index, (s, e) in enumerate(_values(text, start)):
+                rule = covered.get(index)
+                if rule is not None and e > s:
+                    yield s, e, rule
