@@ -7,16 +7,19 @@ the longest line. Bytes that are not valid UTF-8 pass through unchanged outside 
 from __future__ import annotations
 
 import argparse
+import collections
+import itertools
+import multiprocessing
 import os
 import sys
 import time
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from redactor.cli._common import add_engine_options, engine_from_args
-from redactor.engine import Finding
+from redactor.engine import Finding, Redactor
 from redactor.engine.stream import redact_chunk
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20  # also the unit of work of one worker process
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--trace-id", metavar="ID", help="trace id for lines that carry none of their own")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress on stderr (default: when stderr is a terminal and input is a file)")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="worker processes for inputs larger than one chunk (default: one per CPU, at most 4)")
     parser.set_defaults(func=run)
 
 
@@ -71,6 +76,78 @@ class _Progress:
         sys.stderr.flush()
 
 
+# -- chunk processing, in this process or in forked workers -------------------------------------
+
+# (trace id, redacted line, findings) for each line that had findings
+Records = list[tuple[str | None, bytes, list[Finding]]]
+
+_worker_redactor: Redactor | None = None  # set in the parent before forking workers
+
+
+def _redact(redactor: Redactor, chunk: bytes, trace_id: str | None, keep_findings: bool) -> tuple[bytes, Records, int, int]:
+    records: Records = []
+    before = (redactor.failures, redactor.oversized)
+    pieces = redact_chunk(
+        redactor, chunk, default_trace_id=trace_id,
+        on_line=(lambda t, line, f: records.append((t, line, f))) if keep_findings else None,
+    )
+    return b"".join(pieces), records, redactor.failures - before[0], redactor.oversized - before[1]
+
+
+def _redact_in_worker(chunk: bytes, trace_id: str | None, keep_findings: bool) -> tuple[bytes, Records, int, int]:
+    assert _worker_redactor is not None
+    return _redact(_worker_redactor, chunk, trace_id, keep_findings)
+
+
+class _Chunks:
+    """Redacts a stream of chunks, in order, with at most ``jobs`` worker processes.
+
+    Workers are forked from this process, so they share the compiled rules instead of loading
+    them again; at most two chunks per worker are in flight, so memory stays bounded however
+    large the input.
+    """
+
+    def __init__(self, redactor: Redactor, jobs: int, trace_id: str | None, keep_findings: bool) -> None:
+        self.redactor = redactor
+        self.jobs = jobs
+        self.trace_id = trace_id
+        self.keep_findings = keep_findings
+        self.failures = self.oversized = 0
+        self._pool: Any = None
+
+    def run(self, chunks: Iterator[bytes]) -> Iterator[tuple[bytes, Records, int]]:
+        """(output, records, input size) per chunk, in input order."""
+        first = next(chunks, None)
+        if first is None:
+            return
+        second = next(chunks, None)
+        if second is None or self.jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for chunk in (first, second, *chunks) if second is not None else (first,):
+                yield self._account(_redact(self.redactor, chunk, self.trace_id, self.keep_findings), len(chunk))
+            return
+        yield from self._parallel(itertools.chain((first, second), chunks))
+
+    def _parallel(self, chunks: Iterator[bytes]) -> Iterator[tuple[bytes, Records, int]]:
+        global _worker_redactor
+        _worker_redactor = self.redactor
+        pending: collections.deque[tuple[Any, int]] = collections.deque()
+        with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
+            for chunk in chunks:
+                pending.append((pool.apply_async(_redact_in_worker, (chunk, self.trace_id, self.keep_findings)), len(chunk)))
+                if len(pending) >= 2 * self.jobs:
+                    result, size = pending.popleft()
+                    yield self._account(result.get(), size)
+            while pending:
+                result, size = pending.popleft()
+                yield self._account(result.get(), size)
+
+    def _account(self, result: tuple[bytes, Records, int, int], size: int) -> tuple[bytes, Records, int]:
+        out, records, failures, oversized = result
+        self.failures += failures
+        self.oversized += oversized
+        return out, records, size
+
+
 def run(args: argparse.Namespace) -> int:
     settings, redactor = engine_from_args(args, vault_url=args.vault)
     writer = None
@@ -78,10 +155,8 @@ def run(args: argparse.Namespace) -> int:
         from redactor.vault import open_writer  # the vault is optional for scrubbing
 
         writer = open_writer(settings, args.vault)
-
-    def on_line(trace_id: str | None, redacted: bytes, findings: list[Finding]) -> None:
-        assert writer is not None
-        writer.submit(trace_id, "scrub", redacted.decode("utf-8", "surrogateescape"), findings)
+    jobs = args.jobs if args.jobs > 0 else min(os.cpu_count() or 1, 4)
+    processor = _Chunks(redactor, jobs, args.trace_id, keep_findings=writer is not None)
 
     sources = args.files or ["-"]
     out = sys.stdout.buffer
@@ -102,14 +177,13 @@ def run(args: argparse.Namespace) -> int:
             show = args.progress if args.progress is not None else (sys.stderr.isatty() and name != "-")
             progress = _Progress(total) if show else None
             try:
-                for chunk in _chunks(stream):
-                    pieces = redact_chunk(
-                        redactor, chunk, default_trace_id=args.trace_id,
-                        on_line=on_line if writer is not None else None,
-                    )
-                    out.writelines(pieces)
+                for redacted, records, size in processor.run(_chunks(stream)):
+                    out.write(redacted)
+                    if writer is not None:
+                        for trace_id, line, findings in records:
+                            writer.submit(trace_id, "scrub", line.decode("utf-8", "surrogateescape"), findings)
                     if progress:
-                        progress.advance(len(chunk))
+                        progress.advance(size)
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()
@@ -122,6 +196,6 @@ def run(args: argparse.Namespace) -> int:
             stats = writer.stats()
             if stats.get("dropped") or stats.get("errors"):
                 print(f"redactor scrub: vault: {stats.get('dropped', 0)} originals dropped, {stats.get('errors', 0)} write errors", file=sys.stderr)
-    if redactor.failures or redactor.oversized:
-        print(f"redactor scrub: {redactor.failures} values failed closed, {redactor.oversized} oversized values replaced", file=sys.stderr)
+    if processor.failures or processor.oversized:
+        print(f"redactor scrub: {processor.failures} values failed closed, {processor.oversized} oversized values replaced", file=sys.stderr)
     return status

@@ -208,11 +208,14 @@ class Redactor:
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
             keyname = self._keys.match(key) if (self._keys and isinstance(key, str)) else None
-            new = item
-            if keyname is not None and not isinstance(item, (dict, list, tuple)):
-                new = self._mask_whole(item, keyname, trace_id, findings, child)
-            if new is item:
+            if keyname is None or isinstance(item, dict):
                 new = self._redact_any(item, trace_id, findings, child, depth + 1)
+            elif isinstance(item, (list, tuple)):
+                new = self._mask_each(item, keyname, trace_id, findings, child, depth + 1)
+            else:
+                new = self._mask_whole(item, keyname, trace_id, findings, child)
+                if new is item:  # the rule's validator declined it: redact it like any value
+                    new = self._redact_any(item, trace_id, findings, child, depth + 1)
             if new is not item:
                 if out is None:
                     out = dict(value)
@@ -233,6 +236,24 @@ class Redactor:
         if out is None:
             return value
         return tuple(out) if isinstance(value, tuple) else out
+
+    def _mask_each(
+        self, items: list[Any] | tuple[Any, ...], rule: KeyNameRule, trace_id: str | LazyTraceId | None,
+        findings: list[Finding] | None, path: str, depth: int,
+    ) -> Any:
+        """``{"password": ["a", "b"]}``: every scalar under a sensitive key is its value."""
+        if depth >= MAX_DEPTH:
+            self._count_failure("depth")
+            return FAILED_PLACEHOLDER
+        out = [
+            self._redact_any(v, trace_id, findings, f"{path}[{i}]", depth + 1)
+            if isinstance(v, (dict, list, tuple))
+            else self._mask_whole(v, rule, trace_id, findings, f"{path}[{i}]")
+            for i, v in enumerate(items)
+        ]
+        if all(a is b for a, b in zip(out, items)):
+            return items
+        return tuple(out) if isinstance(items, tuple) else out
 
     def _mask_whole(self, item: Any, rule: KeyNameRule, trace_id: str | None, findings: list[Finding] | None, path: str) -> Any:
         """The value under a sensitive key: masked entire, whatever its type or shape."""
@@ -325,7 +346,16 @@ class Redactor:
                 continue
             secret = text[start:end]
             if rule.validator is not None and rule.validator(secret) is False:
-                continue
+                if not rule.shrink:
+                    continue
+                # "4111 1111 1111 1111 123 cvv": the longest shape failed the checksum; a
+                # shorter one ending earlier (a group less) may be the card.
+                shorter = self._shrink(rule, text, m, timeout_s)
+                if shorter is None:
+                    continue
+                m = shorter
+                start, end = m.span("secret") if has_secret_group else m.span()
+                secret = text[start:end]
             if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
                 continue
             if rule.keywords:
@@ -333,6 +363,30 @@ class Redactor:
                 if not any(k in window for k in rule.keywords):
                     continue
             yield start, end
+
+    @staticmethod
+    def _shrink(rule: Rule, text: str, m: Any, timeout_s: float) -> Any:
+        """The longest shorter match of ``rule`` at ``m``'s start that its validator accepts."""
+        assert rule.validator is not None
+        matched = m.group()
+        if matched.isalnum():
+            return None  # one unbroken run: a shorter match would end inside it
+        endpos = m.end() - 1
+        for _ in range(4):
+            if len(text) > _TIMEOUT_FROM_CHARS:
+                shorter = rule.pattern.match(text, m.start(), endpos, timeout=timeout_s)
+            else:
+                shorter = rule.pattern.match(text, m.start(), endpos)
+            if shorter is None:
+                return None
+            span = shorter.span("secret") if "secret" in rule.pattern.groupindex else shorter.span()
+            # Cutting the text short hides what follows from the pattern's lookahead: a shorter
+            # match must still end at a word boundary of the real text (a group, not a digit run).
+            follows = text[shorter.end() : shorter.end() + 1]
+            if not (follows.isalnum() or follows == "_") and rule.validator(text[span[0] : span[1]]) is not False:
+                return shorter
+            endpos = shorter.end() - 1
+        return None
 
     def _sql_candidates(self, text: str) -> Iterator[_Candidate]:
         for start, end, keyname in sql.sql_value_spans(text, self._keys):

@@ -7,7 +7,8 @@ escaped JSON inside a string, Python reprs, logfmt, query strings, headers, env 
 
 Key grammar: a key *matches* a name when, ignoring case and the separators ``_ - .``, the key
 equals the name or ends with it (``db_password``, ``SMTP_PASSWORD``, ``x-api-key``,
-``secretAccessKey``); ``exact_names`` match only the whole key (``pass``, ``pw``).
+``secretAccessKey``), with an optional number after it (``access_token_2``); ``exact_names``
+match only the whole key (``pass``, ``pw``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class KeyNameMatcher:
             return self._cache[key]
         except KeyError:
             pass
-        norm = _normalise(key)
+        norm = _normalise(key).rstrip("0123456789")  # access_token_2 is an access token too
         found = self._exact.get(norm)
         if found is None:
             for suffix, rule in self._suffixes:
@@ -78,7 +79,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
     if rule.exact_names:
         exact = "|".join(_name_regex(n) for n in rule.exact_names)
         alternatives.append(rf"(?<![A-Za-z0-9_.\-])(?:{exact})")
-    key = "(?:" + "|".join(alternatives) + ")"
+    key = "(?:" + "|".join(alternatives) + r")(?:[_\-]?[0-9]{1,2})?"
     if rule.value == "line":
         bare = r"""(?P<secret>[^\s"'\\][^\r\n"'\\]{0,%d})""" % (MAX_VALUE_CHARS - 1)
     else:
@@ -96,12 +97,14 @@ def text_rule(rule: KeyNameRule) -> Rule:
     # common than a secret, so an unquoted value there must not be a short plain word or a
     # lowercase identifier ("ERROR in credentials: payment_intent ...").
     colon_value = value.replace(
-        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|[a-z_]{{1,40}}(?:{_END_OF_WORD}|$)){bare})"
+        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|(?-i:[a-z_]{{1,40}})(?:{_END_OF_WORD}|$)){bare})"
     )
     separator = r"""(?:\\?["'])?\s{0,3}"""
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
-    pattern = key + rf"(?:{pair}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
+    # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
+    pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
+    pattern = key + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
@@ -109,7 +112,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        trigger="(?i)(?:" + "|".join(names) + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},)""",
+        trigger="(?i)(?:" + "|".join(names) + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
         pattern=regex.compile(pattern, regex.IGNORECASE),
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,

@@ -47,6 +47,7 @@ class Rule:
     min_entropy: float = 0.0
     mask: str = "hidden"
     priority: int = 50
+    shrink: bool = False  # on a validator reject, retry shorter matches at the same start
     must_match: tuple[Example, ...] = ()
     must_not_match: tuple[Example, ...] = ()
 
@@ -151,7 +152,7 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
     known = {
         "id", "category", "label", "trigger", "pattern", "flags", "validator", "keywords",
         "keyword_window", "min_entropy", "mask", "priority", "must_match", "must_not_match",
-        "description", "version1",
+        "description", "version1", "shrink",
     }
     unknown = set(raw) - known
     if unknown:
@@ -170,6 +171,7 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
         min_entropy=float(raw.get("min_entropy", 0.0)),
         mask=mask,
         priority=int(raw.get("priority", 50)),
+        shrink=bool(raw.get("shrink", False)),
         must_match=_examples(raw.get("must_match"), where),
         must_not_match=_examples(raw.get("must_not_match"), where),
     )

@@ -184,6 +184,15 @@ def not_placeholder_like(value: str) -> bool:
     return True
 
 
+def password_value(value: str) -> bool:
+    """A value under a password-like key: not a placeholder, and not an absolute path
+    (``PWD=/home/deploy`` in sudo and shell logs is the working directory)."""
+    if not not_placeholder_like(value):
+        return False
+    core = value.strip("\"'")
+    return not (core.startswith(("/", "~/")) and all(c.isalnum() or c in "/._-~" for c in core))
+
+
 def shannon_entropy(value: str) -> float:
     """Bits per character of ``value``'s own character distribution."""
     if not value:
@@ -202,4 +211,5 @@ VALIDATORS: dict[str, Validator] = {
     "jwt": jwt,
     "aws_key_id": aws_key_id,
     "not_placeholder_like": not_placeholder_like,
+    "password_value": password_value,
 }
