@@ -142,6 +142,8 @@ class Redactor:
         ``trace_id`` keys the refs; a :class:`LazyTraceId` is only resolved on a finding.
         """
         try:
+            if type(value) is str:  # the hot path: one log message
+                return self._redact_str(value, trace_id, findings, path)
             return self._redact_any(value, trace_id, findings, path, 0)
         except Exception:  # fail closed: the caller gets a placeholder, never the raw value
             self._count_failure("redact")

@@ -6,6 +6,7 @@ The file format is documented in ``rules/README.md``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +126,9 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
     if not _LABEL_RE.fullmatch(label):
         raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
     trigger = _str(raw, "trigger", where)
-    try:
-        regex.compile(trigger)
-    except regex.error as exc:
+    try:  # triggers must also compile for the portable scanner, which uses the re module
+        re.compile(trigger.encode())
+    except re.error as exc:
         raise RuleError(f"{where}: trigger does not compile: {exc}") from None
     flags = regex.VERSION1 if raw.get("version1") else 0
     for flag in raw.get("flags", []):

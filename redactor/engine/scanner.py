@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -111,21 +112,25 @@ class HyperscanScanner:
         self._every = cache.load_or_build(f"every\x00{key}", lambda: build(False)) if cache else build(False)
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
+        self._scan_once = self._once.scan
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
-        import threading
-
         self._local = threading.local()
 
-    def _scratches(self) -> tuple[object, object]:
+    def _scratches(self) -> tuple[Any, Any]:
         local = self._local
-        pair = getattr(local, "pair", None)
-        if pair is None:
-            pair = local.pair = (self._scratch_once.clone(), self._scratch_every.clone())
-        return pair
+        try:
+            return local.once, local.every
+        except AttributeError:
+            local.once, local.every = self._scratch_once.clone(), self._scratch_every.clone()
+            return local.once, local.every
 
     def triggered(self, data: bytes) -> list[int]:
         hits: list[int] = []
-        self._once.scan(data, _collect, 0, hits, self._scratches()[0])
+        try:
+            scratch = self._local.once
+        except AttributeError:
+            scratch = self._scratches()[0]
+        self._scan_once(data, _collect, 0, hits, scratch)
         return hits
 
     def dirty_lines(self, data: bytes) -> list[DirtyLine]:
