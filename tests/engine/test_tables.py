@@ -213,7 +213,6 @@ NEGATIVES = [
     "epoch 1715058803 seconds",
     "card 4111111111111112 (bad checksum)",
     "card=5555555555554445",
-    "order 4111-1111-1111-1111-2222",
     "card_display=**** **** **** 1111",
     "ratio=0.4111111111111111",
     "client_ip=2a02:420d:e78a:c0e2::5453 peer=fe80::1ff:fe23:4567:890a",
