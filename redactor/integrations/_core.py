@@ -14,6 +14,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import ConfigError
 from redactor.engine.masks import FAILED_PLACEHOLDER
 from redactor.metrics import METRICS
@@ -125,7 +126,7 @@ def _make_active_span_reader() -> Callable[[], str | None]:
 
     def read() -> str | None:
         # get_current_span() would wrap a missing span in INVALID_SPAN; reading the context
-        # directly is a dict lookup (this runs per dirty record and per exported span).
+        # directly is a dict lookup (this runs per dirty record and per dirty span).
         span = get_current().get(_SPAN_KEY)
         if span is None:
             return None
@@ -137,29 +138,6 @@ def _make_active_span_reader() -> Callable[[], str | None]:
 
 #: The trace id of the active OpenTelemetry span, if there is a valid one.
 active_span_trace_id: Callable[[], str | None] = _make_active_span_reader()
-
-
-def redo_changed(
-    redact: Callable[..., Any],
-    original: dict[str, Any],
-    first: dict[str, Any],
-    trace_id: str,
-    findings: list[Finding],
-    path: str,
-    what: str,
-) -> Any:
-    """Redo a dict's redaction with its trace id, only for the keys the first pass changed.
-
-    Integrations redact without a trace id first so clean records never pay for resolving
-    one; refs are keyed by trace id, so dirty values are redone -- but only those.
-    """
-    changed = {k: v for k, v in original.items() if first.get(k, v) is not v or k not in first}
-    again = redact(changed, trace_id, findings, path, what)
-    if not isinstance(again, dict):
-        return again
-    merged = dict(first)
-    merged.update(again)
-    return merged
 
 
 def _structlog_contextvar(key: str) -> Callable[[], object]:
@@ -305,7 +283,7 @@ def resolve_vault(vault: Any, settings: Settings | None) -> Any:
 class Pipeline:
     """Engine + vault + trace resolver for one integration, with fail-closed wrappers."""
 
-    __slots__ = ("integration", "engine", "vault", "trace", "_redact", "_log")
+    __slots__ = ("integration", "engine", "vault", "trace", "_redact", "_lazy_trace", "_log")
 
     def __init__(
         self,
@@ -326,12 +304,32 @@ class Pipeline:
         self.integration = integration
         self.engine = redactor
         self._redact = redact
+        # redactor's own engine takes a LazyTraceId; a duck-typed one gets a plain string.
+        self._lazy_trace = isinstance(redactor, Redactor)
         self.vault = resolve_vault(vault, settings)
         self.trace = TraceResolver(trace_sources, field=trace_field, contextvar=trace_contextvar)
         self._log = internal_logger()
         METRICS.register()
 
-    def redact(self, value: Any, trace_id: str | None, findings: list[Finding], path: str) -> Any:
+    def trace_id(
+        self, get: Callable[[str], object], own_trace_id: object = None
+    ) -> str | LazyTraceId | None:
+        """The record's trace id for the engine, shared by all of the record's fields.
+
+        For redactor's engine it is a :class:`LazyTraceId`, looked up only when a finding
+        needs a ref, so clean records never pay for it; ``get`` and ``own_trace_id`` are as
+        for :meth:`TraceResolver.resolve`.
+        """
+        trace = self.trace
+        if not trace.sources:
+            return None
+        if self._lazy_trace:
+            return LazyTraceId(lambda: trace.resolve(get, own_trace_id))
+        return trace.resolve(get, own_trace_id)
+
+    def redact(
+        self, value: Any, trace_id: str | LazyTraceId | None, findings: list[Finding], path: str
+    ) -> Any:
         """``value`` redacted, the same object when clean, the failure placeholder on error."""
         try:
             return self._redact(value, trace_id=trace_id, findings=findings, path=path)
@@ -356,7 +354,12 @@ class Pipeline:
         return FAILED_PLACEHOLDER
 
     def redact_field(
-        self, value: Any, trace_id: str | None, findings: list[Finding], path: str, what: str
+        self,
+        value: Any,
+        trace_id: str | LazyTraceId | None,
+        findings: list[Finding],
+        path: str,
+        what: str,
     ) -> Any:
         """Like :meth:`redact`, naming the field kind (never the value) in the failure log."""
         keep = len(findings)
@@ -367,17 +370,23 @@ class Pipeline:
 
     def commit(
         self,
-        trace_id: str | None,
+        trace_id: str | LazyTraceId | None,
         source: str,
         redacted: str,
         findings: Sequence[Finding],
         timestamp: float | None = None,
     ) -> None:
-        """Count ``findings`` and hand them to the vault writer (which never blocks)."""
+        """Count ``findings`` and hand them to the vault writer (which never blocks).
+
+        A :class:`LazyTraceId` is resolved here if the engine has not already done so: the
+        vault entry goes under the same trace id as the refs in the output.
+        """
         METRICS.count_findings(findings)
         vault = self.vault
         if vault is None:
             return
+        if isinstance(trace_id, LazyTraceId):
+            trace_id = trace_id.get()
         try:
             vault.submit(trace_id, source, redacted, findings, timestamp)
         except Exception as exc:  # the writer promises not to raise; guard the host anyway

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
 
 if TYPE_CHECKING:
+    from redactor.engine.core import LazyTraceId
     from redactor.engine.interface import Finding
     from redactor.settings import Settings
 
@@ -61,14 +62,6 @@ _BASE_ATTR_COUNT = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 # Injected by instrumentation, never user data: skip them instead of scanning them per record.
 _SKIPPED_EXTRAS = frozenset(
     {"otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName", "_logger", "_name"}
-)
-
-_FIELD_NAMES = (
-    ("message", "message"),
-    ("exc_text", "exception text"),
-    ("exception.message", "exception message"),
-    ("stack_info", "stack info"),
-    ("extra", "extra"),
 )
 
 _STANDIN_TYPES: dict[type, type[Exception]] = {}
@@ -197,21 +190,10 @@ class RedactingFilter(logging.Filter):
                 extras = {k: attrs[k] for k in extra_keys}
         fields = (text, exc_text, exc_message, record.stack_info, extras)
 
-        # -- redact without a trace id first: a clean record (the common case) never pays
-        # for trace resolution; a dirty one is redone with its trace id (refs are keyed by it)
+        # -- one lazy trace id for every field: resolved only if a value needs a ref
         findings: list[Finding] = []
-        out = self._redact_fields(fields, None, findings)
-        trace_id = None
-        if findings:
-            trace_id = self._pipeline.trace.resolve(attrs.get)
-            if trace_id is not None:  # refs are keyed by trace id: redo the dirty fields
-                findings = []
-                out = self._redact_fields(
-                    tuple(f if o is not f else None for f, o in zip(fields, out)),  # type: ignore[arg-type]
-                    trace_id,
-                    findings,
-                    previous=out,
-                )
+        lazy = self._pipeline.trace_id(attrs.get)
+        out = self._redact_fields(fields, lazy, findings)
         new_msg, new_exc_text, new_exc_message, new_stack, new_extras = out
 
         record.msg = new_msg
@@ -235,7 +217,7 @@ class RedactingFilter(logging.Filter):
 
         if findings:
             self._pipeline.commit(
-                trace_id,
+                lazy,
                 SOURCE,
                 new_msg if isinstance(new_msg, str) else str(new_msg),
                 findings,
@@ -245,20 +227,13 @@ class RedactingFilter(logging.Filter):
     def _redact_fields(
         self,
         fields: tuple[Any, Any, Any, Any, Any],
-        trace_id: str | None,
+        trace_id: str | LazyTraceId | None,
         findings: list[Finding],
-        previous: list[Any] | None = None,
-    ) -> list[Any]:
-        """Redact the five text-bearing fields; with ``previous``, fields given as None keep
-        their previous result (the redo pass touches only what the first pass changed)."""
+    ) -> tuple[Any, Any, Any, Any, Any]:
+        """Redact the five text-bearing fields, all under the record's one trace id."""
         redact = self._pipeline.redact_field
         text, exc_text, exc_message, stack, extras = fields
-        if previous is not None:
-            return [
-                prev if field is None else redact(field, trace_id, findings, path, what)
-                for field, prev, (path, what) in zip(fields, previous, _FIELD_NAMES)
-            ]
-        return [
+        return (
             redact(text, trace_id, findings, "message", "message"),
             redact(exc_text, trace_id, findings, "exc_text", "exception text") if exc_text else exc_text,
             redact(exc_message, trace_id, findings, "exception.message", "exception message")
@@ -266,7 +241,7 @@ class RedactingFilter(logging.Filter):
             else exc_message,
             redact(stack, trace_id, findings, "stack_info", "stack info") if stack else stack,
             redact(extras, trace_id, findings, "extra", "extra") if extras else extras,
-        ]
+        )
 
     @staticmethod
     def _standin(exc_info: Any, message: Any) -> Any:

@@ -29,9 +29,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Status
 
-from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline, redo_changed
+from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
 
 if TYPE_CHECKING:
+    from redactor.engine.core import LazyTraceId
     from redactor.engine.interface import Finding
     from redactor.settings import Settings
 
@@ -150,7 +151,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             trace_field=trace_field,
         )
         self._redact = self._pipeline.redact_field
-        self._resolve = self._pipeline.trace.resolve
+        self._trace_id = self._pipeline.trace_id
         self._static = _StaticCache(self._pipeline, LOGS_SOURCE) if redact_static else None
         self._shutdown = False
 
@@ -180,29 +181,10 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             body = None  # numbers and booleans carry nothing to mask
         event_name = record.event_name
 
-        # No trace id first: a clean record never pays for resolving one; a dirty one is
-        # redone with its trace id, since refs are keyed by it.
+        # One lazy trace id for the whole record: resolved only if a value needs a ref.
         findings: list[Finding] = []
-        new_body, new_attrs, new_name = self._redact_fields(body, attrs, event_name, None, findings)
-        trace_id = None
-        if findings:
-            trace_id = self._resolve(attrs.get if attrs else _none_get, record.trace_id)
-            if trace_id is not None:  # refs are keyed by trace id: redo what was dirty
-                findings = []
-                first = (new_body, new_attrs, new_name)
-                again = self._redact_fields(
-                    body if new_body is not body else None,
-                    None,
-                    event_name if new_name is not event_name else None,
-                    trace_id,
-                    findings,
-                )
-                new_body = again[0] if new_body is not body else first[0]
-                new_name = again[2] if new_name is not event_name else first[2]
-                if attrs and isinstance(new_attrs, dict) and new_attrs is not attrs:
-                    new_attrs = redo_changed(
-                        self._redact, attrs, new_attrs, trace_id, findings, "attributes", "attributes"
-                    )
+        lazy = self._trace_id(attrs.get if attrs else _none_get, record.trace_id)
+        new_body, new_attrs, new_name = self._redact_fields(body, attrs, event_name, lazy, findings)
 
         if new_body is not body:
             record.body = new_body
@@ -226,7 +208,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             timestamp_ns = record.timestamp or record.observed_timestamp
             shown = new_body if new_body is not None else record.body
             self._pipeline.commit(
-                trace_id,
+                lazy,
                 LOGS_SOURCE,
                 shown if isinstance(shown, str) else "",
                 findings,
@@ -238,7 +220,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         body: Any,
         attrs: dict[str, Any] | None,
         event_name: str | None,
-        trace_id: str | None,
+        trace_id: str | LazyTraceId | None,
         findings: list[Finding],
     ) -> tuple[Any, Any, Any]:
         redact = self._redact
@@ -309,7 +291,7 @@ class RedactingSpanExporter(SpanExporter):
             trace_field=trace_field,
         )
         self._redact = self._pipeline.redact_field
-        self._resolve = self._pipeline.trace.resolve
+        self._trace_id = self._pipeline.trace_id
         self._static = _StaticCache(self._pipeline, SPANS_SOURCE) if redact_static else None
         self._shutdown = False
         self._shutdown_lock = threading.Lock()
@@ -348,7 +330,7 @@ class RedactingSpanExporter(SpanExporter):
         if raw_attributes is None:
             raw_attributes = span.attributes
         attrs = _as_dict(raw_attributes)
-        trace_id = self._resolve(
+        trace_id = self._trace_id(
             attrs.get if attrs else _none_get, context.trace_id if context is not None else None
         )
         findings: list[Finding] = []

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable, MutableMapping
 
-from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline, redo_changed
+from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
 
 if TYPE_CHECKING:
+    from redactor.engine.core import LazyTraceId
     from redactor.engine.interface import Finding
     from redactor.settings import Settings
 
@@ -68,7 +69,7 @@ class RedactingProcessor:
         self._pipeline = pipeline
         # Bound once here: the per-event path is attribute loads and one engine call.
         self._redact = pipeline.redact_field
-        self._resolve = pipeline.trace.resolve if pipeline.trace.sources else None
+        self._trace_id = pipeline.trace_id
         self._format_exc_info: Any = None
         if render_exceptions:
             from structlog.processors import format_exc_info
@@ -88,26 +89,22 @@ class RedactingProcessor:
             if self._format_exc_info is not None and "exc_info" in event_dict:
                 event_dict = self._format_exc_info(logger, method_name, event_dict)
             findings: list[Finding] = []
-            # No trace id first: a clean event (the common case) never pays for resolving one.
-            redacted = self._redact(event_dict, None, findings, "", "event dict")
+            # One lazy trace id for the whole event: resolved only if a value needs a ref.
+            lazy = self._trace_id(event_dict.get)
+            redacted = self._redact(event_dict, lazy, findings, "", "event dict")
             if redacted is event_dict:
                 return event_dict
-            trace_id = None
-            if findings and self._resolve is not None:
-                trace_id = self._resolve(event_dict.get)
-                if trace_id is not None and isinstance(redacted, dict):
-                    findings = []
-                    redacted = redo_changed(
-                        self._redact, dict(event_dict), redacted, trace_id, findings, "", "event dict"
-                    )
             if not isinstance(redacted, dict):
                 # The engine failed on the whole dict: retry value by value so one bad value
                 # costs one field, not the event.
-                redacted = self._per_key(event_dict, trace_id, findings)
+                redacted = self._per_key(event_dict, lazy, findings)
             if findings:
                 event = redacted.get("event")
                 self._pipeline.commit(
-                    trace_id, SOURCE, event if isinstance(event, str) else "", findings
+                    lazy,
+                    SOURCE,
+                    event if isinstance(event, str) else "",
+                    findings,
                 )
             return redacted
         except Exception as exc:  # a bug of ours must not cost the host its log line
@@ -118,7 +115,10 @@ class RedactingProcessor:
             }
 
     def _per_key(
-        self, event_dict: MutableMapping[str, Any], trace_id: str | None, findings: list[Finding]
+        self,
+        event_dict: MutableMapping[str, Any],
+        trace_id: str | LazyTraceId | None,
+        findings: list[Finding],
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in event_dict.items():
