@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from redactor.engine.interface import ConfigError
+from redactor.engine.rules import SHIPPED_RULES_DIR
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_RULES_DIR = SHIPPED_RULES_DIR
 DEFAULT_VAULT_TTL_S = 3600
 DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
 REF_KEY_BYTES = 32

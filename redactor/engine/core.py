@@ -339,9 +339,11 @@ class Redactor:
     def _match_rule(self, rule: Rule, text: str, lowered: str, timeout_s: float) -> Iterator[tuple[int, int]]:
         """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
         has_secret_group = "secret" in rule.pattern.groupindex
-        # Arming the regex timeout costs more than matching a log line; bounded patterns cannot
-        # run away on short text, so the guard is armed only where it can matter.
-        matches = rule.pattern.finditer(text, timeout=timeout_s) if len(text) > _TIMEOUT_FROM_CHARS else rule.pattern.finditer(text)
+        # Arming the regex timeout costs more than matching a log line. The shipped rules are
+        # reviewed and tested for linear matching, so on short text they run without it; rules
+        # from other packs, and every rule on long text, run under it.
+        guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
+        matches = rule.pattern.finditer(text, timeout=timeout_s) if guard else rule.pattern.finditer(text)
         for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
             if start < 0 or start == end:
@@ -375,7 +377,7 @@ class Redactor:
             return None  # one unbroken run: a shorter match would end inside it
         endpos = m.end() - 1
         for _ in range(4):
-            if len(text) > _TIMEOUT_FROM_CHARS:
+            if rule.guarded or len(text) > _TIMEOUT_FROM_CHARS:
                 shorter = rule.pattern.match(text, m.start(), endpos, timeout=timeout_s)
             else:
                 shorter = rule.pattern.match(text, m.start(), endpos)

@@ -118,6 +118,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
         validator=rule.validator or not_placeholder_like,
         mask=rule.mask,
         priority=40,
+        guarded=False,  # generated here, not written by a user: bounded and linear by construction
         must_match=rule.must_match,
         must_not_match=rule.must_not_match,
     )
