@@ -120,6 +120,23 @@ def _str(table: dict[str, Any], key: str, where: str, default: str | None = None
     return value
 
 
+def _validator(raw: dict[str, Any], where: str) -> tuple[str | None, Validator | None]:
+    name = raw.get("validator")
+    if name is None:
+        return None, None
+    validator = VALIDATORS.get(name)
+    if validator is None:
+        raise RuleError(f"{where}: unknown validator {name!r}; known: {sorted(VALIDATORS)}")
+    return name, validator
+
+
+def _mask(raw: dict[str, Any], where: str) -> str:
+    mask = raw.get("mask", "hidden")
+    if mask not in MASK_STYLES:
+        raise RuleError(f"{where}: unknown mask {mask!r}; known: {sorted(MASK_STYLES)}")
+    return str(mask)
+
+
 def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, where: str, guarded: bool = True) -> Rule:
     rule_id = _str(raw, "id", where)
     if not _ID_RE.fullmatch(rule_id):
@@ -146,15 +163,8 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
         pattern = regex.compile(_str(raw, "pattern", where), flags)
     except regex.error as exc:
         raise RuleError(f"{where}: pattern does not compile: {exc}") from None
-    validator_name = raw.get("validator")
-    validator = None
-    if validator_name is not None:
-        validator = VALIDATORS.get(validator_name)
-        if validator is None:
-            raise RuleError(f"{where}: unknown validator {validator_name!r}; known: {sorted(VALIDATORS)}")
-    mask = raw.get("mask", "hidden")
-    if mask not in MASK_STYLES:
-        raise RuleError(f"{where}: unknown mask {mask!r}; known: {sorted(MASK_STYLES)}")
+    validator_name, validator = _validator(raw, where)
+    mask = _mask(raw, where)
     keywords = tuple(k.lower() for k in raw.get("keywords", []))
     known = {
         "id", "category", "label", "trigger", "pattern", "flags", "validator", "keywords",
@@ -205,15 +215,8 @@ def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, 
     value = raw.get("value", "token")
     if value not in ("token", "line"):
         raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
-    validator_name = raw.get("validator")
-    validator = None
-    if validator_name is not None:
-        validator = VALIDATORS.get(validator_name)
-        if validator is None:
-            raise RuleError(f"{where}: unknown validator {validator_name!r}; known: {sorted(VALIDATORS)}")
-    mask = raw.get("mask", "hidden")
-    if mask not in MASK_STYLES:
-        raise RuleError(f"{where}: unknown mask {mask!r}; known: {sorted(MASK_STYLES)}")
+    validator_name, validator = _validator(raw, where)
+    mask = _mask(raw, where)
     unknown = set(raw) - {"id", "category", "label", "names", "exact_names", "value", "validator", "mask", "must_match", "must_not_match", "description"}
     if unknown:
         raise RuleError(f"{where}: unknown field(s) {sorted(unknown)}")
