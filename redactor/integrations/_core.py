@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from redactor.settings import Settings
 
 __all__ = [
+    "CleanCheck",
     "DEFAULT_TRACE_SOURCES",
     "FAILED_PLACEHOLDER",
     "INTERNAL_LOGGER_NAME",
@@ -280,10 +281,149 @@ def resolve_vault(vault: Any, settings: Settings | None) -> Any:
     return vault
 
 
+# -- the clean path ----------------------------------------------------------------------------
+
+# How the engine treats a value of a given type (Redactor._redact_any): scanned as text,
+# returned as is, scanned as text when it is a long int, walked, or anything else this check
+# leaves to the engine itself.
+_TEXT, _INERT, _INT, _DICT, _SEQ, _ENGINE = range(6)
+_KINDS_LIMIT = 256
+_KEYS_LIMIT = 4096
+# Deep structures are rare in records; past this depth the engine walks them itself.
+_MAX_CHECK_DEPTH = 8
+
+
+def _kind_of(cls: type) -> int:
+    if cls is str:
+        return _TEXT
+    if cls is int:
+        return _INT
+    if cls is dict:
+        return _DICT
+    if cls is list or cls is tuple:
+        return _SEQ
+    if issubclass(cls, (str, bytes, dict, list, tuple)):
+        return _ENGINE  # bytes and subclasses: rare, and the engine knows them best
+    return _INERT  # None, bool, float, int subclasses, any other object: the engine keeps them
+
+
+class CleanCheck:
+    """Stage 1 over every text of a record in one scan: True only when the engine would
+    certainly return each of the record's values unchanged.
+
+    A clean record (the common case) then costs one scan, with no per-field engine calls,
+    findings list or trace id. Anything it is unsure of -- a trigger anywhere in the record, a
+    key that a key-name rule covers, bytes, an oversized or deeply nested value -- sends the
+    record through the engine as usual, so the output is the same either way.
+
+    Texts are joined with newlines: the scanner's contract (``scrub`` relies on it for
+    megabyte chunks) is that a newline-joined buffer triggers wherever one of its lines does.
+    """
+
+    __slots__ = ("_is_clean", "_keys", "_clean_keys", "_kinds", "_max_chars")
+
+    def __init__(self, engine: Redactor) -> None:
+        from redactor.engine.keynames import KeyNameMatcher
+
+        self._is_clean = engine.is_clean
+        matcher = KeyNameMatcher(engine.ruleset.keynames)
+        self._keys = matcher.match if matcher else None
+        self._clean_keys: set[str] = set()
+        self._kinds: dict[type, int] = {}
+        self._max_chars = engine.max_value_bytes
+
+    @classmethod
+    def for_engine(cls, engine: Any) -> CleanCheck | None:
+        """A check for ``engine``, or None when it is not redactor's own (a subclass that
+        overrides ``redact`` or ``is_clean`` decides for itself what clean means)."""
+        if not isinstance(engine, Redactor):
+            return None
+        kind = type(engine)
+        if kind.redact is not Redactor.redact or kind.is_clean is not Redactor.is_clean:
+            return None
+        return cls(engine)
+
+    # Any error here (a dict changed by another thread, a scanner failure) only means "not
+    # known clean": the engine then meets the same trouble and fails closed as it always does.
+
+    def text(self, text: str) -> bool:
+        """Whether one string is clean (the stdlib message)."""
+        try:
+            return len(text) <= self._max_chars and self._is_clean(text.encode("utf-8", "surrogatepass"))
+        except Exception:
+            return False
+
+    def mapping(self, mapping: Any) -> bool:
+        """Whether a dict (a structlog event dict) is clean."""
+        parts: list[str] = []
+        try:
+            return type(mapping) is dict and self._collect_dict(mapping, parts, 0) and self._scan(parts)
+        except Exception:
+            return False
+
+    def values(self, values: Iterable[Any]) -> bool:
+        """Whether every value (each one a separate engine call otherwise) is clean."""
+        parts: list[str] = []
+        try:
+            return self._collect_seq(values, parts, 0) and self._scan(parts)
+        except Exception:
+            return False
+
+    def _scan(self, parts: list[str]) -> bool:
+        if not parts:
+            return True
+        text = parts[0] if len(parts) == 1 else "\n".join(parts)
+        return len(text) <= self._max_chars and self._is_clean(text.encode("utf-8", "surrogatepass"))
+
+    def _keys_clean(self, mapping: dict[Any, Any]) -> bool:
+        known = self._clean_keys
+        if mapping.keys() <= known:
+            return True
+        match = self._keys
+        for key in mapping:
+            if key in known:
+                continue
+            if type(key) is not str or (match is not None and match(key) is not None):
+                return False
+            if len(known) >= _KEYS_LIMIT:
+                known.clear()
+            known.add(key)
+        return True
+
+    def _collect_dict(self, mapping: dict[Any, Any], parts: list[str], depth: int) -> bool:
+        return self._keys_clean(mapping) and self._collect_seq(mapping.values(), parts, depth)
+
+    def _collect_seq(self, values: Iterable[Any], parts: list[str], depth: int) -> bool:
+        kinds = self._kinds
+        for value in values:
+            cls = type(value)
+            if cls is str:
+                parts.append(value)
+                continue
+            kind = kinds.get(cls)
+            if kind is None:
+                kind = _kind_of(cls)
+                if len(kinds) < _KINDS_LIMIT:
+                    kinds[cls] = kind
+            if kind == _INERT:
+                continue
+            if kind == _INT:
+                parts.append(str(value))  # long ones are scanned as card numbers and SSNs
+            elif kind == _DICT:
+                if depth >= _MAX_CHECK_DEPTH or not self._collect_dict(value, parts, depth + 1):
+                    return False
+            elif kind == _SEQ:
+                if depth >= _MAX_CHECK_DEPTH or not self._collect_seq(value, parts, depth + 1):
+                    return False
+            else:
+                return False
+        return True
+
+
 class Pipeline:
     """Engine + vault + trace resolver for one integration, with fail-closed wrappers."""
 
-    __slots__ = ("integration", "engine", "vault", "trace", "_redact", "_lazy_trace", "_log")
+    __slots__ = ("integration", "engine", "vault", "trace", "check", "_redact", "_lazy_trace", "_log")
 
     def __init__(
         self,
@@ -306,6 +446,8 @@ class Pipeline:
         self._redact = redact
         # redactor's own engine takes a LazyTraceId; a duck-typed one gets a plain string.
         self._lazy_trace = isinstance(redactor, Redactor)
+        #: The one-scan clean-record check, or None when the engine must see every record.
+        self.check = CleanCheck.for_engine(redactor)
         self.vault = resolve_vault(vault, settings)
         self.trace = TraceResolver(trace_sources, field=trace_field, contextvar=trace_contextvar)
         self._log = internal_logger()

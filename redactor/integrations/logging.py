@@ -131,6 +131,7 @@ class RedactingFilter(logging.Filter):
             trace_field=trace_field,
         )
         self._formatter = formatter or logging.Formatter()
+        self._check = self._pipeline.check
 
     @property
     def pipeline(self) -> Pipeline:
@@ -150,6 +151,27 @@ class RedactingFilter(logging.Filter):
     def redact_record(self, record: logging.LogRecord, formatter: logging.Formatter | None = None) -> None:
         """Redact every text-bearing part of ``record`` and mark it redacted."""
         attrs = record.__dict__
+        check = self._check
+        if (
+            check is not None
+            and len(attrs) <= _BASE_ATTR_COUNT  # no extras, no cached "message"
+            and record.exc_info is None
+            and not record.exc_text
+            and not record.stack_info
+        ):
+            # The common record: a plain message, nothing else to redact. One scan decides.
+            msg = record.msg
+            if record.args:
+                try:
+                    text = record.getMessage()
+                except Exception:
+                    text = None  # the general path below keeps the template, drops the args
+            else:
+                text = msg if type(msg) is str else None
+            if text is not None and check.text(text):
+                record.msg = text
+                record.args = _DONE
+                return
 
         # -- gather the originals: the formatted message (formatted once here, so formatters
         # do no %-formatting later), the traceback text, the exception message, stack, extras
@@ -188,13 +210,24 @@ class RedactingFilter(logging.Filter):
             if extra_keys:
                 # one engine call over all of them, so key-name rules see the keys
                 extras = {k: attrs[k] for k in extra_keys}
-        fields = (text, exc_text, exc_message, record.stack_info, extras)
+        stack = record.stack_info
+        fields = (text, exc_text, exc_message, stack, extras)
 
-        # -- one lazy trace id for every field: resolved only if a value needs a ref
-        findings: list[Finding] = []
-        lazy = self._pipeline.trace_id(attrs.get)
-        out = self._redact_fields(fields, lazy, findings)
-        new_msg, new_exc_text, new_exc_message, new_stack, new_extras = out
+        # -- a clean record takes one scan; a dirty one is redacted field by field under one
+        # lazy trace id, looked up only if a value needs a ref
+        if check is not None and (
+            check.text(text)
+            if type(text) is str and extras is None and not exc_text and not stack
+            else check.values(fields)
+        ):
+            findings: list[Finding] | None = None
+            lazy = None
+            new_msg, new_exc_text, new_exc_message, new_stack, new_extras = fields
+        else:
+            findings = []
+            lazy = self._pipeline.trace_id(attrs.get)
+            out = self._redact_fields(fields, lazy, findings)
+            new_msg, new_exc_text, new_exc_message, new_stack, new_extras = out
 
         record.msg = new_msg
         record.args = _DONE
@@ -205,7 +238,7 @@ class RedactingFilter(logging.Filter):
         if exc_info:
             # a stand-in with the redacted message and no traceback, so nothing re-renders the raw one
             record.exc_info = self._standin(exc_info, new_exc_message)
-        if new_stack is not record.stack_info:
+        if new_stack is not stack:
             record.stack_info = new_stack
         if extras is not None and new_extras is not extras and extra_keys:
             if isinstance(new_extras, dict):

@@ -72,6 +72,17 @@ def _bounded_like(values: Mapping[str, Any], original: Any, immutable: bool = Tr
     return bounded
 
 
+def _span_texts(span: ReadableSpan, attrs: dict[str, Any] | None) -> list[Any]:
+    """Every part of a span the exporter redacts (resource and scope aside)."""
+    values: list[Any] = [span.name, attrs, span.status.description]
+    for event in span.events:
+        values.append(event.name)
+        values.append(_as_dict(event.attributes))
+    for link in span.links:
+        values.append(_as_dict(link.attributes))
+    return values
+
+
 class _StaticCache:
     """Redacted copies of resources / scopes, computed once per distinct object.
 
@@ -152,6 +163,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         )
         self._redact = self._pipeline.redact_field
         self._trace_id = self._pipeline.trace_id
+        self._check = self._pipeline.check
         self._static = _StaticCache(self._pipeline, LOGS_SOURCE) if redact_static else None
         self._shutdown = False
 
@@ -181,20 +193,6 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             body = None  # numbers and booleans carry nothing to mask
         event_name = record.event_name
 
-        # One lazy trace id for the whole record: resolved only if a value needs a ref.
-        findings: list[Finding] = []
-        lazy = self._trace_id(attrs.get if attrs else _none_get, record.trace_id)
-        new_body, new_attrs, new_name = self._redact_fields(body, attrs, event_name, lazy, findings)
-
-        if new_body is not body:
-            record.body = new_body
-        if attrs and new_attrs is not attrs:
-            if not isinstance(new_attrs, dict):
-                new_attrs = dict.fromkeys(attrs, FAILED_PLACEHOLDER)
-            self._write_attributes(record, attributes, attrs, new_attrs)
-        if new_name is not event_name:
-            record.event_name = new_name
-
         static = self._static
         if static is not None:
             resource = log_record.resource
@@ -204,13 +202,30 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             if scope is not None:
                 log_record.instrumentation_scope = static.get(scope, static.scope)
 
+        # A clean record takes one scan; a dirty one is redacted field by field under one
+        # lazy trace id, looked up only if a value needs a ref.
+        check = self._check
+        if check is not None and check.values((body, attrs, event_name)):
+            return
+        findings: list[Finding] = []
+        lazy = self._trace_id(attrs.get if attrs else _none_get, record.trace_id)
+        new_body, new_attrs, new_name = self._redact_fields(body, attrs, event_name, lazy, findings)
+        if new_body is not body:
+            record.body = new_body
+        if attrs and new_attrs is not attrs:
+            if not isinstance(new_attrs, dict):
+                new_attrs = dict.fromkeys(attrs, FAILED_PLACEHOLDER)
+            self._write_attributes(record, attributes, attrs, new_attrs)
+        if new_name is not event_name:
+            record.event_name = new_name
+
         if findings:
             timestamp_ns = record.timestamp or record.observed_timestamp
-            shown = new_body if new_body is not None else record.body
+            body = record.body
             self._pipeline.commit(
                 lazy,
                 LOGS_SOURCE,
-                shown if isinstance(shown, str) else "",
+                body if isinstance(body, str) else "",
                 findings,
                 timestamp_ns / 1e9 if timestamp_ns else None,
             )
@@ -292,6 +307,7 @@ class RedactingSpanExporter(SpanExporter):
         )
         self._redact = self._pipeline.redact_field
         self._trace_id = self._pipeline.trace_id
+        self._check = self._pipeline.check
         self._static = _StaticCache(self._pipeline, SPANS_SOURCE) if redact_static else None
         self._shutdown = False
         self._shutdown_lock = threading.Lock()
@@ -330,11 +346,38 @@ class RedactingSpanExporter(SpanExporter):
         if raw_attributes is None:
             raw_attributes = span.attributes
         attrs = _as_dict(raw_attributes)
+
+        resource = span.resource
+        scope = span.instrumentation_scope
+        static = self._static
+        if static is not None:
+            new_resource = static.get(resource, static.resource) if resource is not None else None
+            new_scope = static.get(scope, static.scope) if scope is not None else None
+            changed = new_resource is not resource or new_scope is not scope
+        else:
+            new_resource, new_scope = resource, scope
+            changed = False
+
+        # A clean span takes one scan; a dirty one is redacted part by part under one lazy
+        # trace id, looked up only if a value needs a ref.
+        check = self._check
+        if check is not None and check.values(_span_texts(span, attrs)):
+            if not changed:
+                return span
+            return self._copy(
+                span,
+                name=span.name,
+                attributes=raw_attributes,
+                events=span.events,
+                links=span.links,
+                status=span.status,
+                resource=new_resource,
+                scope=new_scope,
+            )
         trace_id = self._trace_id(
             attrs.get if attrs else _none_get, context.trace_id if context is not None else None
         )
         findings: list[Finding] = []
-        changed = False
 
         name = span.name
         new_name = redact(name, trace_id, findings, "name", "span name") if name else name
@@ -392,16 +435,6 @@ class RedactingSpanExporter(SpanExporter):
             if new_description is not description:
                 new_status = Status(status.status_code, new_description)
                 changed = True
-
-        resource = span.resource
-        scope = span.instrumentation_scope
-        static = self._static
-        if static is not None:
-            new_resource = static.get(resource, static.resource) if resource is not None else None
-            new_scope = static.get(scope, static.scope) if scope is not None else None
-            changed |= new_resource is not resource or new_scope is not scope
-        else:
-            new_resource, new_scope = resource, scope
 
         if findings:
             self._pipeline.commit(

@@ -70,6 +70,7 @@ class RedactingProcessor:
         # Bound once here: the per-event path is attribute loads and one engine call.
         self._redact = pipeline.redact_field
         self._trace_id = pipeline.trace_id
+        self._check = pipeline.check
         self._format_exc_info: Any = None
         if render_exceptions:
             from structlog.processors import format_exc_info
@@ -88,6 +89,9 @@ class RedactingProcessor:
         try:
             if self._format_exc_info is not None and "exc_info" in event_dict:
                 event_dict = self._format_exc_info(logger, method_name, event_dict)
+            check = self._check
+            if check is not None and check.mapping(event_dict):
+                return event_dict  # one scan said clean: what the engine would have returned
             findings: list[Finding] = []
             # One lazy trace id for the whole event: resolved only if a value needs a ref.
             lazy = self._trace_id(event_dict.get)
