@@ -168,10 +168,12 @@ class RedactingFilter(logging.Filter):
                     text = None  # the general path below keeps the template, drops the args
             else:
                 text = msg if type(msg) is str else None
-            if text is not None and check.text(text):
-                record.msg = text
-                record.args = _DONE
-                return
+            if text is not None:
+                if check.text(text):
+                    record.msg = text
+                    record.args = _DONE
+                    return
+                check = None  # scanned dirty already: straight to the engine below
 
         # -- gather the originals: the formatted message (formatted once here, so formatters
         # do no %-formatting later), the traceback text, the exception message, stack, extras
