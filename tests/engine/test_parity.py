@@ -22,7 +22,8 @@ from redactor.testing import find_leaks
 
 from conftest import REF_KEY, SCANNERS, make_card
 
-CORPUS = Path("/work/shared/eval/dev-20k.jsonl")
+# The labelled sample corpus lives in shared/, beside the checkout (also in CI).
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev-20k.jsonl"
 
 
 @pytest.fixture(scope="module")
