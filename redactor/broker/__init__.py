@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redactor.broker.auth import (
     JWKS,
-    AuthError,
     Authenticator,
+    AuthError,
     ChainAuthenticator,
     OIDCAuthenticator,
     TokenAuthenticator,

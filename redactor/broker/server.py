@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from redactor.broker.auth import AuthError, Authenticator
+from redactor.broker.auth import Authenticator, AuthError
 from redactor.grants.interface import GrantError, RateLimited, RecordReader, RevealRefused
 from redactor.grants.service import GrantService
 from redactor.vault.interface import VaultError

@@ -12,11 +12,11 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeAlias
 
 import orjson
-import regex
 
+from redactor.engine import sql
 from redactor.engine.interface import Finding
 from redactor.engine.keynames import KeyNameMatcher, text_rule
 from redactor.engine.masks import (
@@ -28,7 +28,6 @@ from redactor.engine.masks import (
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
 from redactor.engine.scanner import DatabaseCache, Scanner, make_scanner
-from redactor.engine import sql
 from redactor.engine.validators import not_placeholder_like, shannon_entropy
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
@@ -66,6 +65,10 @@ class LazyTraceId:
     @property
     def resolved(self) -> bool:
         return self._resolved
+
+
+# What every internal method passes along: a trace id, a lazy one, or none.
+TraceIdArg: TypeAlias = "str | LazyTraceId | None"
 
 
 def _trace_value(trace_id: str | LazyTraceId | None) -> str | None:
@@ -114,7 +117,8 @@ class Redactor:
             gated[index].append(rule)
         self._keys = KeyNameMatcher(ruleset.keynames)
         # Key-name rules inside SQL INSERTs pair columns with values by position (sql.py).
-        self._keyname_text_rules = {r.id: r for r in self.rules if r.id in {k.id for k in ruleset.keynames}}
+        keyname_ids = {k.id for k in ruleset.keynames}
+        self._keyname_text_rules = {r.id: r for r in self.rules if r.id in keyname_ids}
         self._sql_trigger = trigger_ids.setdefault(sql.TRIGGER, len(trigger_ids)) if ruleset.keynames else -1
         if len(gated) < len(trigger_ids):
             gated.append([])
@@ -169,7 +173,7 @@ class Redactor:
         line: bytes,
         triggered: list[int] | None,
         *,
-        trace_id: str | None = None,
+        trace_id: TraceIdArg = None,
         findings: list[Finding] | None = None,
     ) -> bytes:
         """Stage 2 for one line whose stage-1 triggers are already known (from a chunk scan);
@@ -186,7 +190,7 @@ class Redactor:
 
     # -- dispatch -----------------------------------------------------------------------------
 
-    def _redact_any(self, value: Any, trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_any(self, value: Any, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
         if isinstance(value, str):
             return self._redact_str(value, trace_id, findings, path)
         if isinstance(value, bytes):
@@ -202,7 +206,7 @@ class Redactor:
             return value if out is text else out
         return value
 
-    def _redact_dict(self, value: dict[Any, Any], trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_dict(self, value: dict[Any, Any], trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
         if depth >= MAX_DEPTH:
             self._count_failure("depth")
             return FAILED_PLACEHOLDER
@@ -224,7 +228,7 @@ class Redactor:
                 out[key] = new
         return value if out is None else out
 
-    def _redact_sequence(self, value: list[Any] | tuple[Any, ...], trace_id: str | None, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_sequence(self, value: list[Any] | tuple[Any, ...], trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
         if depth >= MAX_DEPTH:
             self._count_failure("depth")
             return FAILED_PLACEHOLDER
@@ -240,7 +244,7 @@ class Redactor:
         return tuple(out) if isinstance(value, tuple) else out
 
     def _mask_each(
-        self, items: list[Any] | tuple[Any, ...], rule: KeyNameRule, trace_id: str | LazyTraceId | None,
+        self, items: list[Any] | tuple[Any, ...], rule: KeyNameRule, trace_id: TraceIdArg,
         findings: list[Finding] | None, path: str, depth: int,
     ) -> Any:
         """``{"password": ["a", "b"]}``: every scalar under a sensitive key is its value."""
@@ -257,7 +261,7 @@ class Redactor:
             return items
         return tuple(out) if isinstance(items, tuple) else out
 
-    def _mask_whole(self, item: Any, rule: KeyNameRule, trace_id: str | None, findings: list[Finding] | None, path: str) -> Any:
+    def _mask_whole(self, item: Any, rule: KeyNameRule, trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> Any:
         """The value under a sensitive key: masked entire, whatever its type or shape."""
         if item is None or isinstance(item, bool):
             return item
@@ -274,7 +278,7 @@ class Redactor:
         return masked.encode() if isinstance(item, bytes) else masked
 
     def _redact_bytes(
-        self, value: bytes, trace_id: str | None, findings: list[Finding] | None, path: str, triggered: list[int] | None = None
+        self, value: bytes, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, triggered: list[int] | None = None
     ) -> bytes:
         if len(value) > self.max_value_bytes:
             self.oversized += 1
@@ -287,7 +291,7 @@ class Redactor:
         out = self._stage2(text, triggered, trace_id, findings, path)
         return value if out is text else out.encode("utf-8", "surrogateescape")
 
-    def _redact_str(self, text: str, trace_id: str | None, findings: list[Finding] | None, path: str) -> str:
+    def _redact_str(self, text: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> str:
         if len(text) > self.max_value_bytes:  # characters ≤ bytes, so this is a lower bound
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER
@@ -298,7 +302,7 @@ class Redactor:
 
     # -- stage 2 ------------------------------------------------------------------------------
 
-    def _stage2(self, text: str, triggered: Iterable[int], trace_id: str | None, findings: list[Finding] | None, path: str) -> str:
+    def _stage2(self, text: str, triggered: Iterable[int], trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> str:
         timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
@@ -412,7 +416,7 @@ class Redactor:
         return any(rule in self._gated[i] for i in self.scanner.triggered(data))
 
     def _keep_json_valid(
-        self, before: str, after: str, trace_id: str | None, findings: list[Finding] | None, path: str, findings_before: int
+        self, before: str, after: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, findings_before: int
     ) -> str:
         """JSON in, JSON out: if text redaction broke a JSON document, redact it structurally."""
         head = before.lstrip()[:1]

@@ -32,7 +32,13 @@ from redactor.grants.interface import (
     VerifyResult,
 )
 from redactor.grants.notify import Notifier, WebhookNotifier
-from redactor.grants.policy import Policy, default_policy, load_policy, parse_duration_s, parse_policy
+from redactor.grants.policy import (
+    Policy,
+    default_policy,
+    load_policy,
+    parse_duration_s,
+    parse_policy,
+)
 from redactor.grants.reveal import RevealedRecord, RevealedValue, RevealResult
 from redactor.grants.service import GrantService
 from redactor.grants.store import GrantStore

@@ -11,8 +11,8 @@ from pathlib import Path
 from redactor.settings import Settings
 from redactor.vault.backends import open_backend
 from redactor.vault.interface import (
-    SealError,
     SealedEntry,
+    SealError,
     StoredOriginal,
     UnknownKeyError,
     VaultBackend,

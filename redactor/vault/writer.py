@@ -23,7 +23,6 @@ queue, retries exhausted, submitted after shutdown, unsealable record); ``queued
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 import time
