@@ -376,7 +376,10 @@ class VaultWriter:
         entries: list[SealedEntry] = []
         originals = 0
         groups: list[tuple[str | None, list[_Item]]] = list(by_trace.items())
-        groups.extend((None, [item]) for item in untraced)
+        if untraced:
+            # Records without a trace share one blob per batch too; it is indexed under each
+            # of its refs, and readers return only the records that hold the ref asked for.
+            groups.append((None, untraced))
         for trace_id, items in groups:
             rows: list[list[Any]] = []
             refs: set[str] = set()
