@@ -123,6 +123,8 @@ class Redactor:
         if len(gated) < len(trigger_ids):
             gated.append([])
         self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)
+        # Per trigger: does any rule it gates need keyword proximity (and so a lowered text)?
+        self._keyworded = tuple(any(r.keywords for r in g) for g in self._gated)
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
@@ -306,7 +308,8 @@ class Redactor:
         timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
-        lowered = text.lower() if any(r.keywords for i in triggered for r in self._gated[i]) else text
+        keyworded = self._keyworded
+        lowered = text.lower() if any(keyworded[i] for i in triggered) else text
         # Trigger order, not report order: Hyperscan reports triggers in match order, and
         # candidates that tie on length and priority are settled by the order they come in.
         for index in sorted(triggered):
@@ -453,6 +456,8 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
 
 def _resolve_overlaps(candidates: list[_Candidate], protected: list[tuple[int, int]]) -> list[_Candidate]:
     """Longest span wins, then priority; the result is sorted and non-overlapping."""
+    if len(candidates) == 1 and not protected:
+        return candidates
     ordered = sorted(candidates, key=lambda c: (-(c.end - c.start), -c.rule.priority, c.start))
     taken: list[tuple[int, int]] = list(protected)
     chosen: list[_Candidate] = []
