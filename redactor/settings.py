@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from redactor.engine.interface import ConfigError
 from redactor.engine.rules import SHIPPED_RULES_DIR

@@ -6,7 +6,7 @@ print the secret it was checking for.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def find_leaks(output: str | bytes, originals: Iterable[str]) -> list[int]:

@@ -19,8 +19,9 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 DEMO_POLICY = """\
 # The demo's policy: on-call engineers ask, security approves; SSNs reveal their last 4 only.

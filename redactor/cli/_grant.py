@@ -15,7 +15,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from redactor.engine.interface import ConfigError
 from redactor.grants import CATEGORIES, GrantError, Identity, NotAllowed, RecordReader, open_service
@@ -106,7 +107,7 @@ def when(ts: float | None, now: float | None = None) -> str:
 def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

@@ -13,7 +13,8 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from redactor.cli._common import add_engine_options, engine_from_args
 from redactor.engine import Finding, Redactor

@@ -18,8 +18,9 @@ import hmac
 import os
 import re
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 # (line start, line end, trigger ids seen in the line — or None: unknown, run stage 1 again)
 DirtyLine = tuple[int, int, "list[int] | None"]

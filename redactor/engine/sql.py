@@ -8,7 +8,7 @@ This module pairs columns with values by position so the key-name rules apply to
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import regex
 

@@ -7,7 +7,7 @@ decoded and redacted one by one. On mostly clean logs this costs about one Hyper
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import regex
 

@@ -12,7 +12,7 @@ import binascii
 import math
 import re
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 

@@ -12,8 +12,8 @@ Embedded use (what the CLI does without ``REDACTOR_SERVER``)::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from redactor.grants.interface import (
     CATEGORIES,

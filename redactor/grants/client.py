@@ -8,7 +8,8 @@ client (:mod:`redactor.broker.client`) sends a bearer token instead and never se
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from redactor.grants.interface import Grant, Identity, RecordReader, VerifyResult
 from redactor.grants.reveal import RevealResult

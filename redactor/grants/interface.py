@@ -7,8 +7,9 @@ live in :mod:`redactor.grants.reveal` and are never logged or audited.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from redactor.engine.interface import ConfigError, RedactorError
 

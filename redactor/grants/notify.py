@@ -14,7 +14,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from redactor.grants.policy import WebhookTarget
 

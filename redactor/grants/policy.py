@@ -43,9 +43,10 @@ import datetime as dt
 import ipaddress
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redactor.grants.interface import CATEGORIES, Identity, PolicyError

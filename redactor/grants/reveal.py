@@ -7,8 +7,9 @@ The types here hold plaintext, so none of them prints it in ``repr``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from redactor.engine.masks import PLACEHOLDER_RE, placeholder
 from redactor.grants.interface import StoredOriginalLike, VaultRecordLike

@@ -15,9 +15,10 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from redactor.grants.interface import AuditEntry, Grant, GrantNotFound, VerifyResult
 

@@ -7,8 +7,8 @@ real one does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from redactor.engine.masks import make_ref, mask_text, placeholder
 from redactor.vault.interface import StoredOriginal, VaultRecord

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import ConfigError

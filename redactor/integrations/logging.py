@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import logging.config
 import traceback
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
 

@@ -16,7 +16,8 @@ renderer])`` for records coming from the standard library.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from redactor.integrations._core import FAILED_PLACEHOLDER, Pipeline
 

@@ -11,8 +11,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from redactor.vault.interface import SealedEntry, VaultBackend, VaultUnavailable
 

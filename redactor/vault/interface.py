@@ -9,9 +9,10 @@ side before sealing and on the reading side after opening, in :class:`StoredOrig
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 from redactor.engine.interface import ConfigError, RedactorError
 

@@ -28,7 +28,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from redactor.engine.interface import Finding
 from redactor.settings import DEFAULT_VAULT_TTL_S

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
-import json
 import http.client
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
 
 KEY = b"k" * 32
 CARD, SSN = "4111111111111111", "123-45-6789"

@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from _broker_helpers import AUDIENCE, ISSUER, KEY, POLICY, T1, T2, CARD, SSN, TOKEN, Clock, IdP
-from redactor.broker import JWKS, BrokerApp, ChainAuthenticator, OIDCAuthenticator, RateLimiter, TokenAuthenticator
+from redactor.broker import (
+    JWKS,
+    BrokerApp,
+    ChainAuthenticator,
+    OIDCAuthenticator,
+    RateLimiter,
+    TokenAuthenticator,
+)
 from redactor.broker.auth import add_token
 from redactor.broker.server import make_server
 from redactor.grants import GrantService, GrantStore, parse_policy
 from redactor.grants.testing import FakeVaultReader, Secret, make_record
+
+from _broker_helpers import AUDIENCE, CARD, ISSUER, KEY, POLICY, SSN, T1, T2, TOKEN, Clock, IdP
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ import json
 import socket
 from urllib.parse import urlsplit
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from _broker_helpers import call
 

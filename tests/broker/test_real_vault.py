@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from _broker_helpers import call
 from redactor import create_redactor
 from redactor.broker import BrokerApp, ChainAuthenticator, TokenAuthenticator
 from redactor.broker.auth import add_token
@@ -14,6 +13,8 @@ from redactor.grants import GrantService, GrantStore, default_policy
 from redactor.settings import resolve_settings
 from redactor.testing import assert_no_leak
 from redactor.vault import generate_keys, open_reader, open_writer
+
+from _broker_helpers import call
 
 CARD = "4111 1111 1111 1111"
 TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from redactor import create_redactor
 from redactor.engine import FAILED_PLACEHOLDER, OVERSIZED_PLACEHOLDER, Redactor, load_ruleset
 from redactor.engine.stream import redact_chunk
 from redactor.settings import DEFAULT_RULES_DIR, Settings
-from redactor import create_redactor
 from redactor.testing import find_leaks
 
 from conftest import REF_KEY

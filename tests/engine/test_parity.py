@@ -90,7 +90,7 @@ def test_chunk_with_more_matches_per_line_than_reported(engines: dict[str, Redac
     engine = engines[scanner]
     rng = random.Random(7)
     many, cards = _many_cards_line(rng, 200)
-    assert 200 > MAX_MATCHES_PER_LINE
+    assert MAX_MATCHES_PER_LINE < 200
     more, more_cards = _many_cards_line(rng, MAX_MATCHES_PER_LINE + 1)
     edge, edge_cards = _many_cards_line(rng, MAX_MATCHES_PER_LINE)
     rows = ["clean first line", many, "password=Zq8vN2pLx4Rt in the middle", many, more, "clean", edge, many]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import string
 
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from redactor.engine import Redactor
 from redactor.engine.rules import load_pack
-from redactor.engine.validators import card_number, not_placeholder_like, ssn as ssn_valid
+from redactor.engine.validators import card_number, not_placeholder_like
+from redactor.engine.validators import ssn as ssn_valid
 from redactor.settings import DEFAULT_RULES_DIR
 from redactor.testing import find_leaks
 

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from redactor.grants import Identity, PolicyError, default_policy, load_policy, parse_duration_s, parse_policy
+from redactor.grants import (
+    Identity,
+    PolicyError,
+    default_policy,
+    load_policy,
+    parse_duration_s,
+    parse_policy,
+)
 from redactor.grants.policy import CATEGORIES
 
 
@@ -75,9 +82,9 @@ def test_conditions_and_membership() -> None:
     assert p.matches(Identity("zed"), cp.approvers)
     assert p.matches(Identity("x", frozenset({"claims"})), cp.approvers)
     assert not p.matches(Identity("x"), cp.approvers)
-    monday_23h = dt.datetime(2024, 1, 1, 23, 0, tzinfo=dt.timezone.utc).timestamp()
-    monday_noon = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone.utc).timestamp()
-    saturday_23h = dt.datetime(2024, 1, 6, 23, 0, tzinfo=dt.timezone.utc).timestamp()
+    monday_23h = dt.datetime(2024, 1, 1, 23, 0, tzinfo=dt.UTC).timestamp()
+    monday_noon = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC).timestamp()
+    saturday_23h = dt.datetime(2024, 1, 6, 23, 0, tzinfo=dt.UTC).timestamp()
     assert cp.conditions.check(monday_23h, "10.1.2.3") is None
     assert "not usable at" in (cp.conditions.check(monday_noon, "10.1.2.3") or "")
     assert "not usable on sat" in (cp.conditions.check(saturday_23h, "10.1.2.3") or "")

@@ -205,7 +205,7 @@ def test_conditions_refuse_outside_window_but_not_break_glass(clock, reader):
         "category": {"secret": {"conditions": {"hours": ["09:00-17:00"], "timezone": "UTC"}}},
     })
     s = svc(clock, policy)
-    clock.now = dt.datetime(2024, 1, 1, 20, 0, tzinfo=dt.timezone.utc).timestamp()
+    clock.now = dt.datetime(2024, 1, 1, 20, 0, tzinfo=dt.UTC).timestamp()
     g = s.request(ALICE, traces=[T1], categories=["secret"], reason="INC-6")
     s.approve(BOB, g.id)
     with pytest.raises(RevealRefused, match="not usable at 20:00"):

@@ -10,8 +10,9 @@ import io
 import json
 import logging
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import structlog
 from opentelemetry import trace

@@ -21,7 +21,7 @@ from redactor import Redactor
 from redactor.engine.interface import ConfigError
 from redactor.engine.masks import FAILED_PLACEHOLDER
 from redactor.integrations._core import INTERNAL_LOGGER_NAME, TraceResolver, normalize_trace_id
-from redactor.integrations.logging import RedactingFilter, RedactingHandler, install, is_redacted
+from redactor.integrations.logging import RedactingFilter, install, is_redacted
 from redactor.integrations.otel import RedactingLogRecordProcessor, RedactingSpanExporter
 from redactor.integrations.structlog import RedactingProcessor
 from redactor.metrics import METRICS, Metrics

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -14,14 +15,12 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from tests._redis_servers import RedisClusterServers, RedisServer  # noqa: E402
-
 from redactor.vault.backends import open_backend  # noqa: E402
 from redactor.vault.interface import VaultBackend  # noqa: E402
 from redactor.vault.keys import generate_keys, load_keyring, load_public_key  # noqa: E402
 from redactor.vault.reader import VaultReader  # noqa: E402
 from redactor.vault.writer import VaultWriter  # noqa: E402
-
+from tests._redis_servers import RedisClusterServers, RedisServer  # noqa: E402
 from tests.vault._vault_helpers import BACKENDS, open_backend_like, url_for  # noqa: E402
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import redis
@@ -17,7 +17,6 @@ from redactor.vault.keys import KeyRing, generate_keys, load_keyring, retire_key
 from redactor.vault.reader import VaultReader
 from redactor.vault.sealing import MAGIC
 from redactor.vault.writer import VaultWriter
-
 from tests.vault._vault_helpers import (
     PERSISTENT_BACKENDS,
     card_number,
@@ -307,8 +306,9 @@ def test_fork_reinitialises_the_writer(
 
 
 def test_cluster_keeps_a_trace_in_one_slot(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    from redactor.vault._redis import RedisVault
     from redis.cluster import key_slot
+
+    from redactor.vault._redis import RedisVault
 
     backend = RedisVault(url_for("cluster", request, tmp_path))
     trace = new_trace()
