@@ -88,7 +88,7 @@ def bench_logging_call(n: int) -> float:
     logger = logging.getLogger("bench.vault.stdlib")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    handler = logging.StreamHandler(open(os.devnull, "w"))
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the handler
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logger.handlers[:] = [handler]
     info = logger.info

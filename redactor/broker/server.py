@@ -103,9 +103,8 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, *, 
         raise BadRequest(f"field {name!r} must be true or false")
     if kind is str and not isinstance(value, str):
         raise BadRequest(f"field {name!r} must be a string")
-    if kind is list:
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise BadRequest(f"field {name!r} must be a list of strings")
+    if kind is list and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
+        raise BadRequest(f"field {name!r} must be a list of strings")
     return value
 
 

@@ -260,7 +260,7 @@ class Redactor:
             else self._mask_whole(v, rule, trace_id, findings, f"{path}[{i}]")
             for i, v in enumerate(items)
         ]
-        if all(a is b for a, b in zip(out, items)):
+        if all(a is b for a, b in zip(out, items, strict=False)):
             return items
         return tuple(out) if isinstance(items, tuple) else out
 

@@ -81,7 +81,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
         alternatives.append(rf"(?<![A-Za-z0-9_.\-])(?:{exact})")
     key = "(?:" + "|".join(alternatives) + r")(?:[_\-]?[0-9]{1,2})?"
     if rule.value == "line":
-        bare = r"""(?P<secret>[^\s"'\\][^\r\n"'\\]{0,%d})""" % (MAX_VALUE_CHARS - 1)
+        bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
         bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
     n = MAX_VALUE_CHARS

@@ -143,17 +143,19 @@ class HyperscanScanner:
         while base < size:
             state = [-1, 0]  # end of the current dirty line, matches counted in it
 
+            # scan() below calls on_match synchronously, within this iteration: reading the loop's
+            # base and state from the closure is intended (B023 is a false positive here).
             def on_match(pattern_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
-                end = base + to
+                end = base + to  # noqa: B023
                 # Matches arrive in end order. A match is in the current line when its last byte
                 # is, and that byte may be the line's own newline (a trigger ending in \s).
-                if end - 1 <= state[0]:
+                if end - 1 <= state[0]:  # noqa: B023
                     ids = lines[-1][2]
                     assert ids is not None
                     if pattern_id not in ids:
                         ids.append(pattern_id)
-                    state[1] += 1
-                    if state[1] > MAX_MATCHES_PER_LINE:
+                    state[1] += 1  # noqa: B023
+                    if state[1] > MAX_MATCHES_PER_LINE:  # noqa: B023
                         lines[-1] = (lines[-1][0], lines[-1][1], None)
                         return True
                     return None
@@ -162,7 +164,7 @@ class HyperscanScanner:
                 if line_end < 0:
                     line_end = size
                 lines.append((data.rfind(b"\n", 0, hit) + 1, line_end, [pattern_id]))
-                state[0], state[1] = line_end, 1
+                state[0], state[1] = line_end, 1  # noqa: B023
                 return None
 
             view = memoryview(data)[base:] if base else data

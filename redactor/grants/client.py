@@ -57,7 +57,7 @@ class GrantClient(abc.ABC):
     def audit_verify(self) -> VerifyResult:
         """Check the audit chain."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; a client with nothing to release skips it
         """Release resources (flush notifications, close the store)."""
 
 

@@ -173,10 +173,7 @@ class Policy:
     def matches(self, identity: Identity, principals: tuple[str, ...]) -> bool:
         """Whether ``identity`` is one of ``principals`` (``*``, ``user:NAME`` or a group)."""
         groups = self.groups_of(identity)
-        for p in principals:
-            if p == ANYONE or p == f"user:{identity.name}" or p in groups:
-                return True
-        return False
+        return any(p == ANYONE or p == f"user:{identity.name}" or p in groups for p in principals)
 
     def is_admin(self, identity: Identity) -> bool:
         return bool(self.admin_groups) and self.matches(identity, self.admin_groups)

@@ -183,7 +183,8 @@ def verify_rows(rows: list[tuple[int, str, str, str]], head: str | None) -> Veri
     expected = 1
     for seq, prev_hash, digest, body in rows:
         def broken(problem: str, at: int = expected) -> VerifyResult:
-            return VerifyResult(False, expected - 1, prev, broken_seq=at, problem=problem)
+            # Only ever called (and returned) within this iteration, so the current values are meant.
+            return VerifyResult(False, expected - 1, prev, broken_seq=at, problem=problem)  # noqa: B023
 
         if seq != expected:
             return broken(f"entry {expected} is missing (next stored entry is {seq})")

@@ -102,7 +102,7 @@ class VaultBackend(abc.ABC):
     def blobs_for_ref(self, ref: str) -> list[bytes]:
         """Unexpired blobs that may contain ``ref`` (a superset: readers check each blob's refs)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; a backend with nothing to release skips it
         """Release connections and files. Safe to call twice."""
 
     def __enter__(self) -> VaultBackend:

@@ -37,7 +37,7 @@ def corpus_lines() -> list[str]:
 def test_scanners_agree_on_the_corpus(engines: dict[str, Redactor], corpus_lines: list[str]) -> None:
     regex_out = [engines["regex"].redact(line) for line in corpus_lines]
     hs_out = [engines["hyperscan"].redact(line) for line in corpus_lines]
-    differ = [i for i, (a, b) in enumerate(zip(regex_out, hs_out)) if a != b]
+    differ = [i for i, (a, b) in enumerate(zip(regex_out, hs_out, strict=False)) if a != b]
     assert not differ, f"{len(differ)} of {len(corpus_lines)} lines differ between scanners, e.g. lines {differ[:10]}"
 
 
@@ -81,7 +81,7 @@ def test_chunk_equals_line_by_line_on_the_corpus(engines: dict[str, Redactor], c
     buf = ("\n".join(corpus_lines) + "\n").encode()
     chunk, lines = _chunk(engine, buf).split(b"\n"), _per_line(engine, buf).split(b"\n")
     assert len(chunk) == len(lines) == len(corpus_lines) + 1
-    differ = [i for i, (a, b) in enumerate(zip(chunk, lines)) if a != b]
+    differ = [i for i, (a, b) in enumerate(zip(chunk, lines, strict=False)) if a != b]
     assert not differ, f"redact_chunk differs from per-line redaction on lines {differ[:10]}"
 
 

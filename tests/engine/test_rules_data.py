@@ -76,7 +76,7 @@ BAD_PACKS = {
     "bad_category": (GOOD_RULE.replace('category = "secret"', 'category = "stuff"'), "category must be one of"),
     "bad_mask": (GOOD_RULE.replace('pattern =', 'mask = "rot13"\npattern ='), "unknown mask"),
     "bad_id": (GOOD_RULE.replace('id = "test.widget"', 'id = "Test Widget!"'), "invalid rule id"),
-    "missing_pattern": ("\n".join(l for l in GOOD_RULE.splitlines() if not l.startswith("pattern")), "'pattern' must be"),
+    "missing_pattern": ("\n".join(ln for ln in GOOD_RULE.splitlines() if not ln.startswith("pattern")), "'pattern' must be"),
     "example_secret_not_in_text": (GOOD_RULE.replace('secret = "wdg_a1b2c3d4"', 'secret = "wdg_other000"'), "substring"),
     "bad_keyname": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pass word"]\n', "key name"),
     "keyname_without_names": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\n', "needs 'names'"),
