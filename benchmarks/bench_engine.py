@@ -66,9 +66,18 @@ def engine_costs(number: int, repeat: int) -> dict[str, float]:
         assert "4111111111111111" not in redactor.redact(DIRTY_LINE)
         log_call = logging_call_cost(number, repeat)
         clean = median_time(lambda: redactor.redact(CLEAN_LINE), number, repeat)
-        dirty = median_time(lambda: redactor.redact(DIRTY_LINE, trace_id="0af7651916cd43dd8448eb211c80319c"), number // 4, repeat)
-    return {"log_call_us": log_call * 1e6, "clean_us": clean * 1e6, "dirty_us": dirty * 1e6,
-            "clean_ratio": clean / log_call, "dirty_ratio": dirty / log_call}
+        dirty = median_time(
+            lambda: redactor.redact(DIRTY_LINE, trace_id="0af7651916cd43dd8448eb211c80319c"),
+            number // 4,
+            repeat,
+        )
+    return {
+        "log_call_us": log_call * 1e6,
+        "clean_us": clean * 1e6,
+        "dirty_us": dirty * 1e6,
+        "clean_ratio": clean / log_call,
+        "dirty_ratio": dirty / log_call,
+    }
 
 
 def corpus_lines() -> tuple[list[str], list[str]]:
@@ -95,13 +104,21 @@ def time_command(cmd: list[str], stdin_path: Path, repeat: int) -> float:
     for _ in range(repeat):
         with stdin_path.open("rb") as stdin:
             start = time.perf_counter()
-            subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, check=True, env={**os.environ, "REDACTOR_HOME": str(stdin_path.parent / "home")})
+            subprocess.run(
+                cmd,
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                check=True,
+                env={**os.environ, "REDACTOR_HOME": str(stdin_path.parent / "home")},
+            )
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller inputs")
     args = parser.parse_args()
     repeat = 3 if args.quick else 5
@@ -110,8 +127,12 @@ def main() -> int:
 
     costs = engine_costs(number, repeat)
     print(f"one stdlib logging call              {costs['log_call_us']:8.2f} us")
-    print(f"engine, clean 170-byte line          {costs['clean_us']:8.2f} us   ratio {costs['clean_ratio']:.3f}   (target <= 0.10)")
-    print(f"engine, dirty 170-byte line (1 card) {costs['dirty_us']:8.2f} us   ratio {costs['dirty_ratio']:.3f}")
+    print(
+        f"engine, clean 170-byte line          {costs['clean_us']:8.2f} us   ratio {costs['clean_ratio']:.3f}   (target <= 0.10)"
+    )
+    print(
+        f"engine, dirty 170-byte line (1 card) {costs['dirty_us']:8.2f} us   ratio {costs['dirty_ratio']:.3f}"
+    )
 
     scrub = [str(ROOT / ".venv" / "bin" / "redactor"), "scrub", "--no-vault"]
     if not Path(scrub[0]).exists():
@@ -135,13 +156,21 @@ def main() -> int:
         t_la_copy = time_command([sys.executable, "-c", BARE_COPY], lookalikes, repeat)
     mb = 1e6
     print(f"scrub start-up (1 line)              {startup:8.3f} s")
-    print(f"scrub, dev corpus ({dev_bytes / mb:.0f} MB, 55% dirty)   {dev_bytes / t_dev / mb:8.1f} MB/s incl. start-up, "
-          f"{dev_bytes / max(t_dev - startup, 1e-9) / mb:.1f} MB/s excl.   (target >= 15)")
-    print(f"scrub, mostly clean ({mc_bytes / mb:.0f} MB, 1% dirty)  {mc_bytes / t_mc / mb:8.1f} MB/s; bare copy loop "
-          f"{mc_bytes / t_copy / mb:.1f} MB/s; ratio {t_mc / t_copy:.2f}   (target <= 2.0)")
-    print(f"  same, start-up of both taken out: ratio {(t_mc - startup) / max(t_copy - copy_startup, 1e-9):.2f}")
-    print(f"scrub, corpus look-alikes ({la_bytes / mb:.0f} MB, 1% dirty) {la_bytes / t_la / mb:8.1f} MB/s; bare copy loop "
-          f"{la_bytes / t_la_copy / mb:.1f} MB/s; ratio {t_la / t_la_copy:.2f}   (negative lines built to resemble secrets)")
+    print(
+        f"scrub, dev corpus ({dev_bytes / mb:.0f} MB, 55% dirty)   {dev_bytes / t_dev / mb:8.1f} MB/s incl. start-up, "
+        f"{dev_bytes / max(t_dev - startup, 1e-9) / mb:.1f} MB/s excl.   (target >= 15)"
+    )
+    print(
+        f"scrub, mostly clean ({mc_bytes / mb:.0f} MB, 1% dirty)  {mc_bytes / t_mc / mb:8.1f} MB/s; bare copy loop "
+        f"{mc_bytes / t_copy / mb:.1f} MB/s; ratio {t_mc / t_copy:.2f}   (target <= 2.0)"
+    )
+    print(
+        f"  same, start-up of both taken out: ratio {(t_mc - startup) / max(t_copy - copy_startup, 1e-9):.2f}"
+    )
+    print(
+        f"scrub, corpus look-alikes ({la_bytes / mb:.0f} MB, 1% dirty) {la_bytes / t_la / mb:8.1f} MB/s; bare copy loop "
+        f"{la_bytes / t_la_copy / mb:.1f} MB/s; ratio {t_la / t_la_copy:.2f}   (negative lines built to resemble secrets)"
+    )
     return 0
 
 
@@ -149,21 +178,40 @@ def app_log(dirty: list[str], n: int) -> list[str]:
     """Typical service logs (access, JSON, logfmt, framework lines with ids, durations,
     timestamps and trace ids) with 1% of lines taken from the corpus's dirty lines."""
     rng = random.Random(7)
-    paths = ["/api/v2/orders", "/api/v1/users", "/healthz", "/api/v2/payments", "/static/app.js", "/login"]
+    paths = [
+        "/api/v2/orders",
+        "/api/v1/users",
+        "/healthz",
+        "/api/v2/payments",
+        "/static/app.js",
+        "/login",
+    ]
     lines = []
     for i in range(n):
         trace, span = f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(64):016x}"
         ts = f"2024-05-07T06:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 1000:03d}Z"
-        path, ms, status = rng.choice(paths), rng.randint(1, 900), rng.choice([200, 200, 200, 201, 204, 304, 404, 500])
+        path, ms, status = (
+            rng.choice(paths),
+            rng.randint(1, 900),
+            rng.choice([200, 200, 200, 201, 204, 304, 404, 500]),
+        )
         kind = i % 4
         if kind == 0:
-            lines.append(f'10.0.{i % 250}.{i % 200} - - [07/May/2024:06:00:{i % 60:02d} +0000] "GET {path}/{i} HTTP/1.1" {status} {ms * 10} "-" "Mozilla/5.0 (X11; Linux x86_64)" rt={ms / 1000:.3f}')
+            lines.append(
+                f'10.0.{i % 250}.{i % 200} - - [07/May/2024:06:00:{i % 60:02d} +0000] "GET {path}/{i} HTTP/1.1" {status} {ms * 10} "-" "Mozilla/5.0 (X11; Linux x86_64)" rt={ms / 1000:.3f}'
+            )
         elif kind == 1:
-            lines.append(f'{{"ts":"{ts}","level":"info","logger":"app.http","msg":"request completed","method":"GET","path":"{path}/{i}","status":{status},"duration_ms":{ms},"trace_id":"{trace}","span_id":"{span}"}}')
+            lines.append(
+                f'{{"ts":"{ts}","level":"info","logger":"app.http","msg":"request completed","method":"GET","path":"{path}/{i}","status":{status},"duration_ms":{ms},"trace_id":"{trace}","span_id":"{span}"}}'
+            )
         elif kind == 2:
-            lines.append(f'time={ts} level=info msg="job finished" job=reindex-{i % 17} items={ms * 3} duration={ms}ms worker=worker-{i % 8} trace_id={trace}')
+            lines.append(
+                f'time={ts} level=info msg="job finished" job=reindex-{i % 17} items={ms * 3} duration={ms}ms worker=worker-{i % 8} trace_id={trace}'
+            )
         else:
-            lines.append(f"{ts} INFO [celery.worker] Task app.tasks.sync_inventory[{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}] succeeded in {ms / 1000:.4f}s: None")
+            lines.append(
+                f"{ts} INFO [celery.worker] Task app.tasks.sync_inventory[{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}] succeeded in {ms / 1000:.4f}s: None"
+            )
     for i in rng.sample(range(n), n // 100):
         lines[i] = rng.choice(dirty)
     return lines

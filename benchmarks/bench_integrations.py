@@ -129,7 +129,9 @@ def otel_logs_pipeline(engine: Any, writer: Any, redacting: bool) -> Pipeline:
     if redacting:
         provider.add_log_record_processor(RedactingLogRecordProcessor(engine, writer))
     provider.add_log_record_processor(
-        BatchLogRecordProcessor(_NullLogExporter(), max_queue_size=1 << 16, schedule_delay_millis=50)
+        BatchLogRecordProcessor(
+            _NullLogExporter(), max_queue_size=1 << 16, schedule_delay_millis=50
+        )
     )
     logger = provider.get_logger("bench")
 
@@ -181,7 +183,9 @@ def per_record_us(emit: Emit, dirty: bool, records: int) -> float:
 
 def engine_us(engine: Any, dirty: bool, n: int = 5000) -> float:
     """Per-call cost of the engine itself on the message of the stdlib record."""
-    text = f"charging card {CARD} for order 81723" if dirty else "user alice signed in from 10.1.2.3"
+    text = (
+        f"charging card {CARD} for order 81723" if dirty else "user alice signed in from 10.1.2.3"
+    )
     samples = []
     for _ in range(5):
         start = time.perf_counter()
@@ -192,8 +196,12 @@ def engine_us(engine: Any, dirty: bool, n: int = 5000) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per case (median taken)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="timed rounds per case (median taken)"
+    )
     parser.add_argument("--records", type=int, default=2000, help="records per round")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -241,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             close_baseline()
             close_redacting()
             close_no_vault()
-        print(f"engine alone, one str field: clean {engine_us(engine, False):.2f} µs, "
-              f"dirty {engine_us(engine, True):.2f} µs (the floor under every 'with' column)")
+        print(
+            f"engine alone, one str field: clean {engine_us(engine, False):.2f} µs, "
+            f"dirty {engine_us(engine, True):.2f} µs (the floor under every 'with' column)"
+        )
         stats = writer.stats()
         print(f"vault writer: {stats}")
         writer.shutdown()

@@ -46,12 +46,16 @@ def finding(trace_id: str | None, i: int, label: str = "card") -> Finding:
                    "msg", 9, 9 + len(original), original)
 
 
-def make_records(n_records: int, per_trace: int, findings_per_record: int) -> list[tuple[str, str, tuple[Finding, ...]]]:
+def make_records(
+    n_records: int, per_trace: int, findings_per_record: int
+) -> list[tuple[str, str, tuple[Finding, ...]]]:
     records = []
     for i in range(n_records):
         trace = f"{i // per_trace:032x}"
-        fs = tuple(finding(trace, i * 8 + k, "card" if k % 2 == 0 else "github_token")
-                   for k in range(findings_per_record))
+        fs = tuple(
+            finding(trace, i * 8 + k, "card" if k % 2 == 0 else "github_token")
+            for k in range(findings_per_record)
+        )
         records.append((trace, "GET /checkout user=42 " + " ".join(f.mask for f in fs), fs))
     return records
 
@@ -68,8 +72,9 @@ def bench_throughput(
     originals = n_records * findings_per_record
 
     def one() -> float:
-        writer = VaultWriter(open_backend(url), load_public_key(keys), max_queue_size=n_records + 1,
-                             ttl_s=600)
+        writer = VaultWriter(
+            open_backend(url), load_public_key(keys), max_queue_size=n_records + 1, ttl_s=600
+        )
         submit = writer.submit
         start = time.perf_counter()
         for trace, line, fs in records:
@@ -98,7 +103,9 @@ def bench_logging_call(n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def bench_submit(url: str, keys: Path, n: int, findings_per_record: int, chunk: int = 1_000) -> float:
+def bench_submit(
+    url: str, keys: Path, n: int, findings_per_record: int, chunk: int = 1_000
+) -> float:
     """Caller-side cost of ``submit`` per finding.
 
     Timed in chunks of ``chunk`` submits with the worker asleep (batch size above the chunk, long
@@ -106,8 +113,13 @@ def bench_submit(url: str, keys: Path, n: int, findings_per_record: int, chunk: 
     instead of growing to ``n`` entries, which would bill the caller for garbage-collector
     passes over a backlog that a running worker never lets build up.
     """
-    writer = VaultWriter(open_backend(url), load_public_key(keys), max_queue_size=chunk + 1,
-                         max_batch_size=chunk + 2, schedule_delay_s=3600)
+    writer = VaultWriter(
+        open_backend(url),
+        load_public_key(keys),
+        max_queue_size=chunk + 1,
+        max_batch_size=chunk + 2,
+        schedule_delay_s=3600,
+    )
     fs = tuple(finding("t" * 32, k) for k in range(findings_per_record))
     submit = writer.submit
     line = "GET /checkout " + " ".join(f.mask for f in fs)
@@ -120,12 +132,16 @@ def bench_submit(url: str, keys: Path, n: int, findings_per_record: int, chunk: 
         elapsed += time.perf_counter() - start
         assert writer.flush(timeout_s=60)
     stats = writer.stats()
-    assert stats["enqueued"] == stats["written"] == (n // chunk) * chunk * findings_per_record, stats
+    assert stats["enqueued"] == stats["written"] == (n // chunk) * chunk * findings_per_record, (
+        stats
+    )
     writer.shutdown(timeout_s=60)
     return elapsed / ((n // chunk) * chunk) / findings_per_record
 
 
-def bench_open_trace(url: str, keys: Path, runs: int, worst_case: bool) -> tuple[float, list[float]]:
+def bench_open_trace(
+    url: str, keys: Path, runs: int, worst_case: bool
+) -> tuple[float, list[float]]:
     trace = os.urandom(16).hex()
     writer = VaultWriter(open_backend(url), load_public_key(keys), schedule_delay_s=0.01, ttl_s=600)
     for i in range(1000):
@@ -160,17 +176,23 @@ def main() -> int:
         server = RedisServer.start(Path(tmp) / "redis")
         try:
             url = server.url
-            print(f"redis-server on 127.0.0.1:{server.port}; medians of {args.runs} runs; "
-                  f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+            print(
+                f"redis-server on 127.0.0.1:{server.port}; medians of {args.runs} runs; "
+                f"python {sys.version.split()[0]}, {os.cpu_count()} cpus"
+            )
 
             rate, rates = bench_throughput(url, keys, args.runs, args.records, args.findings)
-            print(f"\n1. originals sealed+written into Redis: {rate:,.0f}/s "
-                  f"({args.records:,} records x {args.findings} findings, 10 records/trace; "
-                  f"runs: {', '.join(f'{r:,.0f}' for r in rates)})  target >= 50,000/s")
+            print(
+                f"\n1. originals sealed+written into Redis: {rate:,.0f}/s "
+                f"({args.records:,} records x {args.findings} findings, 10 records/trace; "
+                f"runs: {', '.join(f'{r:,.0f}' for r in rates)})  target >= 50,000/s"
+            )
             srate, _ = bench_throughput(url, keys, args.runs, args.records, 1, per_trace=1)
             print(f"   worst shape, 1 record/trace x 1 finding: {srate:,.0f}/s")
             sqlite_url = f"sqlite:///{Path(tmp) / 'vault.db'}"
-            srate, _ = bench_throughput(sqlite_url, keys, max(1, args.runs // 2), args.records, args.findings)
+            srate, _ = bench_throughput(
+                sqlite_url, keys, max(1, args.runs // 2), args.records, args.findings
+            )
             print(f"   (embedded SQLite, same load: {srate:,.0f}/s)")
 
             print("\n2. hot-path submit cost per finding vs one stdlib logging call")
@@ -182,15 +204,22 @@ def main() -> int:
                     logs.append(log_s)
                     costs.append(submit_s)
                     ratios.append(submit_s / log_s)
-                print(f"   {per_record} finding(s)/record: submit {statistics.median(costs) * 1e9:,.0f} ns/finding, "
-                      f"logging call {statistics.median(logs) * 1e9:,.0f} ns, ratio {statistics.median(ratios):.3f}"
-                      f"  target <= 0.05")
+                print(
+                    f"   {per_record} finding(s)/record: submit {statistics.median(costs) * 1e9:,.0f} ns/finding, "
+                    f"logging call {statistics.median(logs) * 1e9:,.0f} ns, ratio {statistics.median(ratios):.3f}"
+                    f"  target <= 0.05"
+                )
 
             print("\n3. open a trace of 1,000 records (2 originals each), fresh reader")
-            for worst, name in ((True, "worst case, 1,000 batches"), (False, "typical, natural batches")):
+            for worst, name in (
+                (True, "worst case, 1,000 batches"),
+                (False, "typical, natural batches"),
+            ):
                 t, ts = bench_open_trace(url, keys, args.runs, worst)
-                print(f"   {name}: {t * 1000:.1f} ms (runs: {', '.join(f'{x * 1000:.1f}' for x in ts)})"
-                      f"  target <= 200 ms")
+                print(
+                    f"   {name}: {t * 1000:.1f} ms (runs: {', '.join(f'{x * 1000:.1f}' for x in ts)})"
+                    f"  target <= 200 ms"
+                )
         finally:
             server.stop()
     return 0

@@ -147,7 +147,9 @@ class Metrics:
                 f"redactor.vault.{name}",
                 callbacks=[self._vault_callback(name)],
                 unit="{original}" if name != "errors" else "{error}",
-                description=f"Vault writer originals {name}" if name != "errors" else "Vault writer errors",
+                description=f"Vault writer originals {name}"
+                if name != "errors"
+                else "Vault writer errors",
             )
 
     def _observe_redactions(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -34,7 +34,9 @@ class RedisUnavailable(RuntimeError):
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise RedisUnavailable(f"{name} not found on PATH; install redis (e.g. apt-get install redis-server)")
+        raise RedisUnavailable(
+            f"{name} not found on PATH; install redis (e.g. apt-get install redis-server)"
+        )
     return path
 
 
@@ -100,7 +102,9 @@ class RedisServer:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, workdir: Path, *, port: int | None = None, extra_args: tuple[str, ...] = ()) -> RedisServer:
+    def start(
+        cls, workdir: Path, *, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> RedisServer:
         """Start a server in ``workdir`` on a free (or the given) port and wait for PONG."""
         server = cls(port=port or free_port(), workdir=Path(workdir), extra_args=extra_args)
         server.restart()
@@ -114,13 +118,20 @@ class RedisServer:
     def _args(self) -> list[str]:
         return [
             _binary("redis-server"),
-            "--port", str(self.port),
-            "--bind", LOOPBACK,
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--dir", str(self.workdir),
-            "--logfile", str(self.workdir / f"redis-{self.port}.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.workdir / f"redis-{self.port}.log"),
             *self.extra_args,
         ]
 
@@ -130,7 +141,9 @@ class RedisServer:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(attempts):
-            self.proc = subprocess.Popen(self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             try:
                 _wait_ping(self.port, self.proc, timeout_s)
                 return
@@ -171,7 +184,9 @@ class RedisClusterServers:
     nodes: list[RedisServer]
 
     @classmethod
-    def start(cls, workdir: Path, *, masters: int = 3, timeout_s: float = 20.0) -> RedisClusterServers:
+    def start(
+        cls, workdir: Path, *, masters: int = 3, timeout_s: float = 20.0
+    ) -> RedisClusterServers:
         """Start ``masters`` nodes, create the cluster and wait for ``cluster_state:ok``."""
         workdir = Path(workdir)
         nodes: list[RedisServer] = []
@@ -183,25 +198,34 @@ class RedisClusterServers:
                         workdir / f"node-{port}",
                         port=port,
                         extra_args=(
-                            "--cluster-enabled", "yes",
-                            "--cluster-config-file", str(workdir / f"node-{port}" / "nodes.conf"),
-                            "--cluster-node-timeout", "2000",
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            str(workdir / f"node-{port}" / "nodes.conf"),
+                            "--cluster-node-timeout",
+                            "2000",
                         ),
                     )
                 )
             cluster = cls(nodes)
             done = subprocess.run(
                 [
-                    _binary("redis-cli"), "--cluster", "create",
+                    _binary("redis-cli"),
+                    "--cluster",
+                    "create",
                     *(f"{LOOPBACK}:{n.port}" for n in nodes),
-                    "--cluster-replicas", "0", "--cluster-yes",
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
                 ],
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
             )
             if done.returncode != 0:
-                raise RedisUnavailable(f"redis-cli --cluster create failed: {done.stdout[-500:]}{done.stderr[-500:]}")
+                raise RedisUnavailable(
+                    f"redis-cli --cluster create failed: {done.stdout[-500:]}{done.stderr[-500:]}"
+                )
             cluster._wait_ok(timeout_s)
             return cluster
         except BaseException:

@@ -16,6 +16,17 @@ from redactor.broker.client import BrokerClient
 from redactor.broker.server import BrokerApp, BrokerServer, RateLimiter, make_server
 
 __all__ = [
-    "JWKS", "AuthError", "Authenticator", "BrokerApp", "BrokerClient", "BrokerServer", "ChainAuthenticator",
-    "OIDCAuthenticator", "RateLimiter", "TokenAuthenticator", "add_token", "hash_token", "make_server",
+    "JWKS",
+    "AuthError",
+    "Authenticator",
+    "BrokerApp",
+    "BrokerClient",
+    "BrokerServer",
+    "ChainAuthenticator",
+    "OIDCAuthenticator",
+    "RateLimiter",
+    "TokenAuthenticator",
+    "add_token",
+    "hash_token",
+    "make_server",
 ]

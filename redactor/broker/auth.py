@@ -93,12 +93,16 @@ class TokenAuthenticator(Authenticator):
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
         unknown = set(data) - {"token"}
         if unknown:
-            raise ConfigError(f"{p}: unknown field(s) {sorted(unknown)} (expected [[token]] tables)")
+            raise ConfigError(
+                f"{p}: unknown field(s) {sorted(unknown)} (expected [[token]] tables)"
+            )
         entries = []
         for i, t in enumerate(data.get("token", [])):
             where = f"{p}: token[{i}]"
             if not isinstance(t, dict) or set(t) - {"user", "sha256", "groups"}:
-                raise ConfigError(f"{where}: expected a table with user, sha256 and optional groups")
+                raise ConfigError(
+                    f"{where}: expected a table with user, sha256 and optional groups"
+                )
             user, digest, groups = t.get("user"), t.get("sha256"), t.get("groups", [])
             if not isinstance(user, str) or not USER_RE.match(user):
                 raise ConfigError(f"{where}.user: expected a user name")
@@ -134,7 +138,9 @@ def add_token(path: str | Path, user: str, groups: Sequence[str] = ()) -> str:
         p.touch(mode=0o600)
     groups_toml = ", ".join(json.dumps(g) for g in groups)
     with p.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[[token]]\nuser = {json.dumps(user)}\nsha256 = "{hash_token(token)}"\ngroups = [{groups_toml}]\n')
+        fh.write(
+            f'\n[[token]]\nuser = {json.dumps(user)}\nsha256 = "{hash_token(token)}"\ngroups = [{groups_toml}]\n'
+        )
     TokenAuthenticator.from_file(p)  # fail now, not at serve time, if the file is broken
     return token
 
@@ -143,7 +149,9 @@ def add_token(path: str | Path, user: str, groups: Sequence[str] = ()) -> str:
 
 
 def _b64url(data: str) -> bytes:
-    if not isinstance(data, str) or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in data):
+    if not isinstance(data, str) or any(
+        c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in data
+    ):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
@@ -158,12 +166,15 @@ def jwk_to_key(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey | ec.EllipticCurvePub
     """A public key from one JWK (RSA, or EC on P-256)."""
     kty = jwk.get("kty")
     if kty == "RSA":
-        return rsa.RSAPublicNumbers(_b64url_int(jwk.get("e")), _b64url_int(jwk.get("n"))).public_key()
+        return rsa.RSAPublicNumbers(
+            _b64url_int(jwk.get("e")), _b64url_int(jwk.get("n"))
+        ).public_key()
     if kty == "EC":
         if jwk.get("crv") != "P-256":
             raise ValueError("only P-256 EC keys are supported")
-        return ec.EllipticCurvePublicNumbers(_b64url_int(jwk.get("x")), _b64url_int(jwk.get("y")),
-                                             ec.SECP256R1()).public_key()
+        return ec.EllipticCurvePublicNumbers(
+            _b64url_int(jwk.get("x")), _b64url_int(jwk.get("y")), ec.SECP256R1()
+        ).public_key()
     raise ValueError(f"unsupported key type {kty!r}")
 
 
@@ -198,7 +209,9 @@ class JWKS:
                 raw = Path(self.source).read_bytes()
             data = json.loads(raw)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load JWKS from {self.source}: {type(exc).__name__}") from None
+            raise ConfigError(
+                f"cannot load JWKS from {self.source}: {type(exc).__name__}"
+            ) from None
         self._keys = self._parse(data)
         self._fetched_at = time.monotonic()
 
@@ -233,9 +246,17 @@ class JWKS:
 class OIDCAuthenticator(Authenticator):
     """Verifies RS256/ES256 JWTs: signature (JWKS), ``iss``, ``aud``, ``exp``, ``nbf``."""
 
-    def __init__(self, jwks: JWKS, *, issuer: str, audience: str, user_claim: str = "preferred_username",
-                 groups_claim: str = "groups", leeway_s: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        jwks: JWKS,
+        *,
+        issuer: str,
+        audience: str,
+        user_claim: str = "preferred_username",
+        groups_claim: str = "groups",
+        leeway_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not issuer or not audience:
             raise ConfigError("OIDC needs both an issuer and an audience")
         self.jwks = jwks
@@ -252,7 +273,11 @@ class OIDCAuthenticator(Authenticator):
         if not isinstance(user, str) or not USER_RE.match(user):
             raise AuthError("token has no usable user claim")
         raw_groups = claims.get(self.groups_claim, [])
-        groups = frozenset(g for g in raw_groups if isinstance(g, str)) if isinstance(raw_groups, list) else frozenset()
+        groups = (
+            frozenset(g for g in raw_groups if isinstance(g, str))
+            if isinstance(raw_groups, list)
+            else frozenset()
+        )
         return Identity(user, groups, via="oidc", address=address)
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -286,8 +311,9 @@ class OIDCAuthenticator(Authenticator):
             else:
                 if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
                     raise AuthError("token algorithm does not match its key")
-                der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                           int.from_bytes(signature[32:], "big"))
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                )
                 key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             raise AuthError("bad token signature") from None
@@ -303,7 +329,11 @@ class OIDCAuthenticator(Authenticator):
         if now >= exp + self.leeway_s:
             raise AuthError("token expired")
         nbf = claims.get("nbf")
-        if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and now < nbf - self.leeway_s:
+        if (
+            isinstance(nbf, (int, float))
+            and not isinstance(nbf, bool)
+            and now < nbf - self.leeway_s
+        ):
             raise AuthError("token not yet valid")
         return claims
 
@@ -313,7 +343,9 @@ class ChainAuthenticator(Authenticator):
 
     def __init__(self, tokens: TokenAuthenticator | None, oidc: OIDCAuthenticator | None) -> None:
         if tokens is None and oidc is None:
-            raise ConfigError("the broker needs --token-file and/or OIDC settings; refusing to run open")
+            raise ConfigError(
+                "the broker needs --token-file and/or OIDC settings; refusing to run open"
+            )
         self.tokens = tokens
         self.oidc = oidc
 

@@ -39,10 +39,16 @@ class BrokerClient(GrantClient):
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self._token}", "Accept": "application/json",
-            **({"Content-Type": "application/json"} if data is not None else {}),
-        })
+        req = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self._token}",
+                "Accept": "application/json",
+                **({"Content-Type": "application/json"} if data is not None else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return json.loads(resp.read(MAX_RESPONSE_BYTES))
@@ -66,18 +72,39 @@ class BrokerClient(GrantClient):
                 raise RateLimited(message, retry_after_s=retry) from None
             raise GrantError(message) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise GrantError(f"cannot reach the broker at {self.server}: {type(exc).__name__}") from None
+            raise GrantError(
+                f"cannot reach the broker at {self.server}: {type(exc).__name__}"
+            ) from None
 
-    def request(self, *, traces: Sequence[str], refs: Sequence[str], categories: Sequence[str],
-                reason: str, duration_s: int | None, break_glass: bool) -> Grant:
-        doc = self._call("POST", "/v1/grants", {"traces": list(traces), "refs": list(refs),
-                                                "categories": list(categories), "reason": reason,
-                                                "duration_s": duration_s, "break_glass": break_glass})
+    def request(
+        self,
+        *,
+        traces: Sequence[str],
+        refs: Sequence[str],
+        categories: Sequence[str],
+        reason: str,
+        duration_s: int | None,
+        break_glass: bool,
+    ) -> Grant:
+        doc = self._call(
+            "POST",
+            "/v1/grants",
+            {
+                "traces": list(traces),
+                "refs": list(refs),
+                "categories": list(categories),
+                "reason": reason,
+                "duration_s": duration_s,
+                "break_glass": break_glass,
+            },
+        )
         return Grant.from_json(doc["grant"])
 
     def _act(self, grant_id: str, action: str, reason: str) -> Grant:
         gid = urllib.parse.quote(grant_id, safe="")
-        return Grant.from_json(self._call("POST", f"/v1/grants/{gid}/{action}", {"reason": reason})["grant"])
+        return Grant.from_json(
+            self._call("POST", f"/v1/grants/{gid}/{action}", {"reason": reason})["grant"]
+        )
 
     def approve(self, grant_id: str, reason: str = "") -> Grant:
         return self._act(grant_id, "approve", reason)
@@ -99,8 +126,14 @@ class BrokerClient(GrantClient):
         gid = urllib.parse.quote(grant_id, safe="")
         return Grant.from_json(self._call("GET", f"/v1/grants/{gid}")["grant"])
 
-    def reveal(self, *, trace: str | None, ref: str | None, categories: Sequence[str] | None,
-               lines: Iterable[str] | None) -> RevealResult:
+    def reveal(
+        self,
+        *,
+        trace: str | None,
+        ref: str | None,
+        categories: Sequence[str] | None,
+        lines: Iterable[str] | None,
+    ) -> RevealResult:
         body: dict[str, Any] = {"trace": trace, "ref": ref}
         if categories:
             body["categories"] = list(categories)
@@ -113,4 +146,10 @@ class BrokerClient(GrantClient):
 
     def audit_verify(self) -> VerifyResult:
         d = self._call("GET", "/v1/audit/verify")
-        return VerifyResult(bool(d["ok"]), int(d["entries"]), str(d["head"]), d.get("broken_seq"), str(d.get("problem", "")))
+        return VerifyResult(
+            bool(d["ok"]),
+            int(d["entries"]),
+            str(d["head"]),
+            d.get("broken_seq"),
+            str(d.get("problem", "")),
+        )

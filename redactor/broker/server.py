@@ -52,7 +52,9 @@ class BadRequest(GrantError):
 class RateLimiter:
     """A token bucket per identity: ``per_minute`` reveals, bursting up to ``burst``."""
 
-    def __init__(self, per_minute: float = 30.0, burst: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: float = 30.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate_per_s = per_minute / 60.0
         self.burst = float(burst)
         self.clock = clock
@@ -67,7 +69,9 @@ class RateLimiter:
             tokens = min(self.burst, tokens + (now - last) * self.rate_per_s)
             if tokens < 1.0:
                 self._buckets[who] = (tokens, now)
-                raise RateLimited("too many reveals; slow down", retry_after_s=(1.0 - tokens) / self.rate_per_s)
+                raise RateLimited(
+                    "too many reveals; slow down", retry_after_s=(1.0 - tokens) / self.rate_per_s
+                )
             self._buckets[who] = (tokens - 1.0, now)
 
 
@@ -91,7 +95,9 @@ class BrokerApp:
             return self._reader
 
 
-def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+def _field(
+    body: dict[str, Any], name: str, kind: type, default: Any = None, *, required: bool = False
+) -> Any:
     if name not in body or body[name] is None:
         if required:
             raise BadRequest(f"missing field {name!r}")
@@ -131,7 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # replaced by the one structured line in _finish; never log bodies
 
-    def _send(self, status: int, payload: Any, *, no_store: bool = False, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        no_store: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(payload, sort_keys=True).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -146,13 +159,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self._status = status
 
-    def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, {"error": {"code": code, "message": message}}, no_store=True, headers=headers)
+    def _error(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(
+            status, {"error": {"code": code, "message": message}}, no_store=True, headers=headers
+        )
 
     def _body(self) -> dict[str, Any]:
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
-            raise _HTTPError(411, "length_required", "chunked bodies are not accepted; send Content-Length")
+            raise _HTTPError(
+                411, "length_required", "chunked bodies are not accepted; send Content-Length"
+            )
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             return {}
@@ -182,13 +201,21 @@ class _Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
-            raise _HTTPError(401, "unauthenticated", "missing bearer token",
-                             {"WWW-Authenticate": 'Bearer realm="redactor"'})
+            raise _HTTPError(
+                401,
+                "unauthenticated",
+                "missing bearer token",
+                {"WWW-Authenticate": 'Bearer realm="redactor"'},
+            )
         try:
             who = self.app.authenticator.authenticate(credential.strip(), self.client_address[0])
         except AuthError as exc:
-            raise _HTTPError(401, "unauthenticated", str(exc),
-                             {"WWW-Authenticate": 'Bearer realm="redactor", error="invalid_token"'}) from None
+            raise _HTTPError(
+                401,
+                "unauthenticated",
+                str(exc),
+                {"WWW-Authenticate": 'Bearer realm="redactor", error="invalid_token"'},
+            ) from None
         self._who = who.name
         return who
 
@@ -203,7 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
         except _HTTPError as exc:
             self._error(exc.status, exc.code, exc.message, exc.headers)
         except RateLimited as exc:
-            self._error(429, "rate_limited", str(exc), {"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))})
+            self._error(
+                429,
+                "rate_limited",
+                str(exc),
+                {"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))},
+            )
         except RevealRefused as exc:
             self._error(403, "reveal_refused", str(exc))
         except GrantError as exc:
@@ -218,8 +250,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, "internal", "internal error")
         finally:
             # One structured access line: no query strings or bodies (they carry trace ids and lines).
-            log.info("%s %s %s who=%s %.1fms", method, path[:200], self._status, self._who,
-                     (time.monotonic() - started) * 1000)
+            log.info(
+                "%s %s %s who=%s %.1fms",
+                method,
+                path[:200],
+                self._status,
+                self._who,
+                (time.monotonic() - started) * 1000,
+            )
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -237,17 +275,23 @@ class _Handler(BaseHTTPRequestHandler):
 
         if path == "/v1/grants":
             if method == "POST":
-                g = svc.request(who, traces=_field(body, "traces", list, []), refs=_field(body, "refs", list, []),
-                                categories=_field(body, "categories", list, required=True),
-                                reason=_field(body, "reason", str, required=True),
-                                duration_s=_field(body, "duration_s", int),
-                                break_glass=_field(body, "break_glass", bool, False))
+                g = svc.request(
+                    who,
+                    traces=_field(body, "traces", list, []),
+                    refs=_field(body, "refs", list, []),
+                    categories=_field(body, "categories", list, required=True),
+                    reason=_field(body, "reason", str, required=True),
+                    duration_s=_field(body, "duration_s", int),
+                    break_glass=_field(body, "break_glass", bool, False),
+                )
                 self._send(201, {"grant": g.to_json()})
                 return
             statuses = None
             if query.get("status"):
                 statuses = tuple(s for s in query["status"][0].split(",") if s)
-            grants = svc.list(who, mine=query.get("mine", ["0"])[0] in ("1", "true"), statuses=statuses)
+            grants = svc.list(
+                who, mine=query.get("mine", ["0"])[0] in ("1", "true"), statuses=statuses
+            )
             self._send(200, {"grants": [g.to_json() for g in grants]})
             return
         if m := _GRANT_PATH.match(path):
@@ -269,9 +313,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/reveal" and method == "POST":
             self.app.rate_limiter.take(who.name)
             lines = _field(body, "lines", list)
-            result = svc.reveal(who, self.app.reader, trace=_field(body, "trace", str),
-                                ref=_field(body, "ref", str), categories=_field(body, "categories", list),
-                                lines=lines)
+            result = svc.reveal(
+                who,
+                self.app.reader,
+                trace=_field(body, "trace", str),
+                ref=_field(body, "ref", str),
+                categories=_field(body, "categories", list),
+                lines=lines,
+            )
             self._send(200, result.to_json(), no_store=True)
             return
         if path == "/v1/audit" and method == "GET":
@@ -305,7 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
@@ -316,13 +367,19 @@ class BrokerServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, app: BrokerApp, host: str = "127.0.0.1", port: int = 0, sweep_interval_s: float = 30.0) -> None:
+    def __init__(
+        self, app: BrokerApp, host: str = "127.0.0.1", port: int = 0, sweep_interval_s: float = 30.0
+    ) -> None:
         handler = type("Handler", (_Handler,), {"app": app, "timeout": 30})
         super().__init__((host, port), handler)
         self.app = app
         self._stop = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep_loop, args=(sweep_interval_s,),
-                                         name="redactor-broker-sweep", daemon=True)
+        self._sweeper = threading.Thread(
+            target=self._sweep_loop,
+            args=(sweep_interval_s,),
+            name="redactor-broker-sweep",
+            daemon=True,
+        )
         self._sweeper.start()
 
     @property
@@ -343,6 +400,8 @@ class BrokerServer(ThreadingHTTPServer):
         self.app.service.notifier.shutdown(timeout_s=2.0)
 
 
-def make_server(app: BrokerApp, host: str = "127.0.0.1", port: int = 0, sweep_interval_s: float = 30.0) -> BrokerServer:
+def make_server(
+    app: BrokerApp, host: str = "127.0.0.1", port: int = 0, sweep_interval_s: float = 30.0
+) -> BrokerServer:
     """A ready :class:`BrokerServer`; call ``serve_forever()`` (e.g. on a thread)."""
     return BrokerServer(app, host, port, sweep_interval_s)

@@ -34,7 +34,9 @@ def _report(args: argparse.Namespace, result: object) -> int:
         print(f"({result.entries} entries verified before it; last good hash {result.head})")
     if result.ok and args.expect_head and args.expect_head != result.head:
         if not args.json:
-            print(f"head {result.head} differs from the expected {args.expect_head}: the chain was rewritten or extended")
+            print(
+                f"head {result.head} differs from the expected {args.expect_head}: the chain was rewritten or extended"
+            )
         return 1
     return 0 if result.ok else 1
 
@@ -58,26 +60,62 @@ def cmd_tail(args: argparse.Namespace, client: GrantClient) -> int:
         return 0
     rows = []
     for e in entries:
-        targets = ",".join([t[:12] for t in e.get("traces", [])] + [f"ref:{r}" for r in e.get("refs", [])])
+        targets = ",".join(
+            [t[:12] for t in e.get("traces", [])] + [f"ref:{r}" for r in e.get("refs", [])]
+        )
         detail = e.get("why") or e.get("reason") or ""
         flag = "BREAK-GLASS " if e.get("break_glass") else ""
-        rows.append([str(e["seq"]), str(e.get("time", "")), str(e.get("actor", "")), str(e.get("action", "")),
-                     str(e.get("outcome", "")), str(e.get("grant") or ",".join(e.get("grants", [])) or "-"),
-                     ",".join(e.get("categories", [])), targets, (flag + str(detail))[:60]])
-    print(table(rows, ["SEQ", "TIME", "ACTOR", "ACTION", "OUTCOME", "GRANT", "CATEGORIES", "TARGETS", "DETAIL"])
-          if rows else "audit log is empty")
+        rows.append(
+            [
+                str(e["seq"]),
+                str(e.get("time", "")),
+                str(e.get("actor", "")),
+                str(e.get("action", "")),
+                str(e.get("outcome", "")),
+                str(e.get("grant") or ",".join(e.get("grants", [])) or "-"),
+                ",".join(e.get("categories", [])),
+                targets,
+                (flag + str(detail))[:60],
+            ]
+        )
+    print(
+        table(
+            rows,
+            [
+                "SEQ",
+                "TIME",
+                "ACTOR",
+                "ACTION",
+                "OUTCOME",
+                "GRANT",
+                "CATEGORIES",
+                "TARGETS",
+                "DETAIL",
+            ],
+        )
+        if rows
+        else "audit log is empty"
+    )
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``audit``."""
-    p = subparsers.add_parser("audit", help="verify the audit hash chain; show recent entries",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "audit",
+        help="verify the audit hash chain; show recent entries",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="audit_command", metavar="ACTION")
     v = sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken link")
     add_common(v)
-    v.add_argument("--db", help="verify this grants.db file offline (default: the configured store)")
-    v.add_argument("--expect-head", metavar="HASH", help="also require the chain to end at this hash")
+    v.add_argument(
+        "--db", help="verify this grants.db file offline (default: the configured store)"
+    )
+    v.add_argument(
+        "--expect-head", metavar="HASH", help="also require the chain to end at this hash"
+    )
     v.set_defaults(func=cmd_verify_file)
     t = sub.add_parser("tail", help="the most recent audit entries")
     add_common(t)

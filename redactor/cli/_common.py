@@ -11,10 +11,29 @@ from redactor.settings import Settings, resolve_settings
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config file (also $REDACTOR_CONFIG)")
-    parser.add_argument("--rules", metavar="DIR", help="rules directory (default: the shipped packs)")
-    parser.add_argument("--enable", metavar="PACK", action="append", default=[], help="switch on an off-by-default pack (e.g. pii); repeatable")
-    parser.add_argument("--disable", metavar="PACK", action="append", default=[], help="switch off a pack; repeatable")
-    parser.add_argument("--scanner", choices=("auto", "hyperscan", "regex"), default="auto", help="stage-1 scanner (default: hyperscan where installed)")
+    parser.add_argument(
+        "--rules", metavar="DIR", help="rules directory (default: the shipped packs)"
+    )
+    parser.add_argument(
+        "--enable",
+        metavar="PACK",
+        action="append",
+        default=[],
+        help="switch on an off-by-default pack (e.g. pii); repeatable",
+    )
+    parser.add_argument(
+        "--disable",
+        metavar="PACK",
+        action="append",
+        default=[],
+        help="switch off a pack; repeatable",
+    )
+    parser.add_argument(
+        "--scanner",
+        choices=("auto", "hyperscan", "regex"),
+        default="auto",
+        help="stage-1 scanner (default: hyperscan where installed)",
+    )
 
 
 def engine_from_args(args: argparse.Namespace, **overrides: object) -> tuple[Settings, Redactor]:

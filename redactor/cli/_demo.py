@@ -48,19 +48,34 @@ approvers = ["security"]
 
 # Test data only: a Visa test number, an SSN in a valid range, made-up credentials.
 _ORDERS = (
-    ("checkout", "charging card 4111 1111 1111 1111 for order 1001 (customer ssn 536-22-1234)",
-     {"api_key": "Zx81kQ0pL2mN4bV6cX8z"}),
+    (
+        "checkout",
+        "charging card 4111 1111 1111 1111 for order 1001 (customer ssn 536-22-1234)",
+        {"api_key": "Zx81kQ0pL2mN4bV6cX8z"},
+    ),
     ("refund", "refund to card 5500 0000 0000 0004 for order 1002", {}),
-    ("webhook", "calling partner with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl",
-     {}),
+    (
+        "webhook",
+        "calling partner with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl",
+        {},
+    ),
 )
 
 
 @contextlib.contextmanager
 def _environment(home: Path) -> Iterator[None]:
     """Point every redactor component at the demo home for the duration, then restore."""
-    names = ("REDACTOR_HOME", "REDACTOR_SERVER", "REDACTOR_TOKEN", "REDACTOR_POLICY", "REDACTOR_USER",
-             "REDACTOR_CONFIG", "REDACTOR_VAULT", "REDACTOR_REF_KEY", "REDACTOR_REF_KEY_FILE")
+    names = (
+        "REDACTOR_HOME",
+        "REDACTOR_SERVER",
+        "REDACTOR_TOKEN",
+        "REDACTOR_POLICY",
+        "REDACTOR_USER",
+        "REDACTOR_CONFIG",
+        "REDACTOR_VAULT",
+        "REDACTOR_REF_KEY",
+        "REDACTOR_REF_KEY_FILE",
+    )
     saved = {n: os.environ.get(n) for n in names}
     for n in names:
         os.environ.pop(n, None)
@@ -119,7 +134,9 @@ def _log_the_shop(home: Path, show: _Show) -> list[str]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s trace=%(trace)s %(message)s"))
-    handler.addFilter(RedactingFilter(redactor=create_redactor(settings), vault=writer, settings=settings))
+    handler.addFilter(
+        RedactingFilter(redactor=create_redactor(settings), vault=writer, settings=settings)
+    )
     logger = logging.getLogger("demo.shop")
     logger.handlers[:] = [handler]
     logger.propagate = False  # the demo's records go to the demo's stream only
@@ -151,7 +168,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         with _environment(home):
-            show.say(f"redactor demo — state in {home}" + (" (temporary)" if temp and not args.keep else ""))
+            show.say(
+                f"redactor demo — state in {home}"
+                + (" (temporary)" if temp and not args.keep else "")
+            )
 
             show.title("Generate the vault key pair (the app gets the public half only)")
             from redactor.vault import generate_keys, has_public_key
@@ -171,9 +191,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             show.say(f"\n  originals are sealed in the vault under their trace ids, e.g. {trace}")
 
             show.title("alice (on call) asks to see the first trace's originals")
-            rc, text = show.run("grant", "request", "--as", "alice", "--trace", trace,
-                                "--category", "card,ssn,secret", "--reason", "INC-4711 double charge",
-                                "--duration", "15m")
+            rc, text = show.run(
+                "grant",
+                "request",
+                "--as",
+                "alice",
+                "--trace",
+                trace,
+                "--category",
+                "card,ssn,secret",
+                "--reason",
+                "INC-4711 double charge",
+                "--duration",
+                "15m",
+            )
             found = re.search(r"\bg-[a-z2-7]{8}\b", text)
             if rc != 0 or found is None:
                 return 1
@@ -185,7 +216,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 return 1
             show.run("grant", "list", "--as", "bob")
 
-            show.title("alice reveals the trace: card and API key in full, SSN last 4 only (policy)")
+            show.title(
+                "alice reveals the trace: card and API key in full, SSN last 4 only (policy)"
+            )
             if show.run("reveal", trace, "--as", "alice")[0] != 0:
                 return 1
 
@@ -196,9 +229,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             show.title("Every step is in the hash-chained audit log (no revealed values in it)")
             show.run("audit", "tail", "-n", "12")
             rc, _ = show.run("audit", "verify")
-            show.say("\nDone. Next: `redactor serve` runs the same workflow as a broker with real authentication.")
+            show.say(
+                "\nDone. Next: `redactor serve` runs the same workflow as a broker with real authentication."
+            )
             if not temp or args.keep:
-                show.say(f"State kept in {home}; try: REDACTOR_HOME={home} redactor grant list --as bob")
+                show.say(
+                    f"State kept in {home}; try: REDACTOR_HOME={home} redactor grant list --as bob"
+                )
             return rc
     finally:
         if temp and not args.keep:
@@ -207,8 +244,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo``."""
-    p = subparsers.add_parser("demo", help="mask, grant, approve, reveal and audit, end to end (no server)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--home", metavar="DIR", help="state directory to use (default: a new temporary one)")
+    p = subparsers.add_parser(
+        "demo",
+        help="mask, grant, approve, reveal and audit, end to end (no server)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--home", metavar="DIR", help="state directory to use (default: a new temporary one)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     p.set_defaults(func=cmd_demo)

@@ -45,11 +45,18 @@ EXIT_REFUSED = 3
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     """``--as``, ``--json`` and ``--policy``, accepted by every grant/reveal/audit command."""
-    parser.add_argument("--as", dest="as_user", metavar="NAME",
-                        help="who you are in embedded mode (default $REDACTOR_USER); trusted, not verified")
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="NAME",
+        help="who you are in embedded mode (default $REDACTOR_USER); trusted, not verified",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--policy", metavar="FILE",
-                        help="policy file (default $REDACTOR_POLICY, else $REDACTOR_HOME/policy.toml if present)")
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (default $REDACTOR_POLICY, else $REDACTOR_HOME/policy.toml if present)",
+    )
 
 
 def open_client(args: argparse.Namespace) -> GrantClient:
@@ -70,7 +77,9 @@ def open_client(args: argparse.Namespace) -> GrantClient:
     return EmbeddedClient(service, identity, lambda: READER_FACTORY())
 
 
-def guarded(func: Callable[[argparse.Namespace, GrantClient], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(
+    func: Callable[[argparse.Namespace, GrantClient], int],
+) -> Callable[[argparse.Namespace], int]:
     """Open the client, run ``func``, map refusals to exit 3 and other grant errors to exit 1."""
 
     @functools.wraps(func)
@@ -100,7 +109,13 @@ def when(ts: float | None, now: float | None = None) -> str:
         return "-"
     delta = ts - (now if now is not None else CLOCK())
     span = abs(delta)
-    text = f"{int(span)}s" if span < 120 else f"{int(span // 60)}m" if span < 7200 else f"{span / 3600:.1f}h"
+    text = (
+        f"{int(span)}s"
+        if span < 120
+        else f"{int(span // 60)}m"
+        if span < 7200
+        else f"{span / 3600:.1f}h"
+    )
     return f"in {text}" if delta >= 0 else f"{text} ago"
 
 
@@ -114,7 +129,9 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     """A plain, colourless, left-aligned table."""
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -127,11 +144,21 @@ def grant_rows(grants: list[Grant]) -> str:
     rows = []
     for g in grants:
         approvals = "break-glass" if g.break_glass else f"{len(g.approvers)}/{g.approvals_required}"
-        rows.append([g.id, g.status.upper() if g.break_glass else g.status, g.requester,
-                     ",".join(g.categories), _targets(g), approvals,
-                     when(g.expires_at) if g.status in ("pending", "active") else when(g.closed_at),
-                     "BREAK-GLASS" if g.break_glass else ""])
-    return table(rows, ["ID", "STATUS", "REQUESTER", "CATEGORIES", "TARGETS", "APPROVALS", "ENDS", "FLAGS"])
+        rows.append(
+            [
+                g.id,
+                g.status.upper() if g.break_glass else g.status,
+                g.requester,
+                ",".join(g.categories),
+                _targets(g),
+                approvals,
+                when(g.expires_at) if g.status in ("pending", "active") else when(g.closed_at),
+                "BREAK-GLASS" if g.break_glass else "",
+            ]
+        )
+    return table(
+        rows, ["ID", "STATUS", "REQUESTER", "CATEGORIES", "TARGETS", "APPROVALS", "ENDS", "FLAGS"]
+    )
 
 
 def describe(g: Grant) -> str:
@@ -152,10 +179,14 @@ def describe(g: Grant) -> str:
         label = "active until" if g.status == "active" else "pending until"
         lines.append(f"{label} {iso(g.expires_at)} ({when(g.expires_at)})")
     else:
-        lines.append(f"closed      {iso(g.closed_at)} by {g.closed_by or 'system'}"
-                     + (f": {g.close_reason}" if g.close_reason else ""))
+        lines.append(
+            f"closed      {iso(g.closed_at)} by {g.closed_by or 'system'}"
+            + (f": {g.close_reason}" if g.close_reason else "")
+        )
     for d in g.decisions:
-        lines.append(f"  {d.verdict:<8} by {d.actor} at {iso(d.at)}" + (f" — {d.reason}" if d.reason else ""))
+        lines.append(
+            f"  {d.verdict:<8} by {d.actor} at {iso(d.at)}" + (f" — {d.reason}" if d.reason else "")
+        )
     return "\n".join(lines)
 
 
@@ -177,8 +208,14 @@ def cmd_request(args: argparse.Namespace, client: GrantClient) -> int:
         duration_s = parse_duration_s(args.duration, "--duration") if args.duration else None
     except ConfigError as exc:
         raise GrantError(str(exc)) from None
-    g = client.request(traces=args.trace or [], refs=args.ref or [], categories=_split_categories(args.category),
-                       reason=args.reason, duration_s=duration_s, break_glass=args.break_glass)
+    g = client.request(
+        traces=args.trace or [],
+        refs=args.ref or [],
+        categories=_split_categories(args.category),
+        reason=args.reason,
+        duration_s=duration_s,
+        break_glass=args.break_glass,
+    )
     if g.break_glass:
         headline = f"BREAK-GLASS grant {g.id} is active now; this is recorded and announced."
     else:
@@ -235,26 +272,44 @@ def cmd_show(args: argparse.Namespace, client: GrantClient) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``grant`` and its subcommands."""
-    p = subparsers.add_parser("grant", help="request, approve, deny, revoke and list access grants",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "grant",
+        help="request, approve, deny, revoke and list access grants",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="grant_command", metavar="ACTION")
     p.set_defaults(func=lambda _a: (p.print_help(sys.stderr), 2)[1])
 
     r = sub.add_parser("request", help="ask for access to the originals of traces or refs")
     add_common(r)
     r.add_argument("--trace", action="append", metavar="TRACE_ID", help="trace id (repeatable)")
-    r.add_argument("--ref", action="append", metavar="REF", help="ref of a record without trace id (repeatable)")
-    r.add_argument("--category", action="append", required=True,
-                   help=f"categories, comma-separated: {','.join(CATEGORIES)}")
+    r.add_argument(
+        "--ref",
+        action="append",
+        metavar="REF",
+        help="ref of a record without trace id (repeatable)",
+    )
+    r.add_argument(
+        "--category",
+        action="append",
+        required=True,
+        help=f"categories, comma-separated: {','.join(CATEGORIES)}",
+    )
     r.add_argument("--reason", required=True, help="why; policy may require a ticket id")
     r.add_argument("--duration", help="e.g. 30m, 1h (default: the policy maximum)")
-    r.add_argument("--break-glass", action="store_true",
-                   help="activate now without approval (break-glass groups only; loud and audited)")
+    r.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="activate now without approval (break-glass groups only; loud and audited)",
+    )
     r.set_defaults(func=cmd_request)
 
-    for name, fn, help_text in (("approve", cmd_approve, "approve a pending grant"),
-                                ("deny", cmd_deny, "deny a pending grant"),
-                                ("revoke", cmd_revoke, "end a pending or active grant now")):
+    for name, fn, help_text in (
+        ("approve", cmd_approve, "approve a pending grant"),
+        ("deny", cmd_deny, "deny a pending grant"),
+        ("revoke", cmd_revoke, "end a pending or active grant now"),
+    ):
         a = sub.add_parser(name, help=help_text)
         add_common(a)
         a.add_argument("id", help="grant id (g-…)")
@@ -263,7 +318,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     lst = sub.add_parser("list", help="open grants (pending and active); --all for every grant")
     add_common(lst)
-    lst.add_argument("--all", action="store_true", help="include denied, revoked and expired grants")
+    lst.add_argument(
+        "--all", action="store_true", help="include denied, revoked and expired grants"
+    )
     lst.add_argument("--mine", action="store_true", help="only grants you requested")
     lst.add_argument("--status", help="comma-separated statuses to show")
     lst.set_defaults(func=cmd_list)

@@ -36,7 +36,9 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no vault keys in {keys_dir}")
         return 1
     for kid, has_private, is_current in rows:
-        flags = ", ".join(f for f, on in (("current", is_current), ("private key", has_private)) if on)
+        flags = ", ".join(
+            f for f, on in (("current", is_current), ("private key", has_private)) if on
+        )
         print(f"{kid}  {flags or 'public only'}")
     return 0
 
@@ -63,7 +65,9 @@ def register(subparsers: Any) -> None:
     gen.set_defaults(func=_generate)
     lst = with_dir(sub.add_parser("list", help="show key sets and which one is current"))
     lst.set_defaults(func=_list)
-    ret = with_dir(sub.add_parser("retire", help="delete an old private key (its blobs stop opening)"))
+    ret = with_dir(
+        sub.add_parser("retire", help="delete an old private key (its blobs stop opening)")
+    )
     ret.add_argument("kid")
     ret.set_defaults(func=_retire)
 

@@ -12,7 +12,9 @@ from redactor.engine.selftest import check_all
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("rules", help="test or list the rule packs")
     rules_sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    test = rules_sub.add_parser("test", help="run every rule's must-match / must-not-match examples")
+    test = rules_sub.add_parser(
+        "test", help="run every rule's must-match / must-not-match examples"
+    )
     add_engine_options(test)
     test.set_defaults(func=_test)
     listing = rules_sub.add_parser("list", help="list the rules in force")
@@ -26,7 +28,9 @@ def _test(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)
     packs = ", ".join(p.name for p in redactor.ruleset.packs)
-    print(f"{len(redactor.rules)} rules ({packs}), {checked} examples, {len(failures)} failed [{redactor.scanner.name}]")
+    print(
+        f"{len(redactor.rules)} rules ({packs}), {checked} examples, {len(failures)} failed [{redactor.scanner.name}]"
+    )
     return 1 if failures else 0
 
 

@@ -25,15 +25,36 @@ CHUNK_BYTES = 1 << 20  # also the unit of work of one worker process
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("scrub", help="redact lines from stdin (or files) to stdout")
-    parser.add_argument("files", nargs="*", metavar="FILE", help="read these instead of stdin ('-' is stdin)")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help="read these instead of stdin ('-' is stdin)"
+    )
     add_engine_options(parser)
-    parser.add_argument("--vault", metavar="URL", help="store sealed originals here (sqlite:///…, redis://…, redis+cluster://…)")
-    parser.add_argument("--no-vault", action="store_true", help="do not store originals even if a default vault exists")
-    parser.add_argument("--trace-id", metavar="ID", help="trace id for lines that carry none of their own")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress on stderr (default: when stderr is a terminal and input is a file)")
-    parser.add_argument("--jobs", type=int, default=0, metavar="N",
-                        help="worker processes for inputs larger than one chunk (default: one per CPU, at most 4)")
+    parser.add_argument(
+        "--vault",
+        metavar="URL",
+        help="store sealed originals here (sqlite:///…, redis://…, redis+cluster://…)",
+    )
+    parser.add_argument(
+        "--no-vault",
+        action="store_true",
+        help="do not store originals even if a default vault exists",
+    )
+    parser.add_argument(
+        "--trace-id", metavar="ID", help="trace id for lines that carry none of their own"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: when stderr is a terminal and input is a file)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes for inputs larger than one chunk (default: one per CPU, at most 4)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -85,17 +106,23 @@ Records = list[tuple[str | None, bytes, list[Finding]]]
 _worker_redactor: Redactor | None = None  # set in the parent before forking workers
 
 
-def _redact(redactor: Redactor, chunk: bytes, trace_id: str | None, keep_findings: bool) -> tuple[bytes, Records, int, int]:
+def _redact(
+    redactor: Redactor, chunk: bytes, trace_id: str | None, keep_findings: bool
+) -> tuple[bytes, Records, int, int]:
     records: Records = []
     before = (redactor.failures, redactor.oversized)
     pieces = redact_chunk(
-        redactor, chunk, default_trace_id=trace_id,
+        redactor,
+        chunk,
+        default_trace_id=trace_id,
         on_line=(lambda t, line, f: records.append((t, line, f))) if keep_findings else None,
     )
     return b"".join(pieces), records, redactor.failures - before[0], redactor.oversized - before[1]
 
 
-def _redact_in_worker(chunk: bytes, trace_id: str | None, keep_findings: bool) -> tuple[bytes, Records, int, int]:
+def _redact_in_worker(
+    chunk: bytes, trace_id: str | None, keep_findings: bool
+) -> tuple[bytes, Records, int, int]:
     assert _worker_redactor is not None
     return _redact(_worker_redactor, chunk, trace_id, keep_findings)
 
@@ -108,7 +135,9 @@ class _Chunks:
     large the input.
     """
 
-    def __init__(self, redactor: Redactor, jobs: int, trace_id: str | None, keep_findings: bool) -> None:
+    def __init__(
+        self, redactor: Redactor, jobs: int, trace_id: str | None, keep_findings: bool
+    ) -> None:
         self.redactor = redactor
         self.jobs = jobs
         self.trace_id = trace_id
@@ -122,9 +151,15 @@ class _Chunks:
         if first is None:
             return
         second = next(chunks, None)
-        if second is None or self.jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        if (
+            second is None
+            or self.jobs <= 1
+            or "fork" not in multiprocessing.get_all_start_methods()
+        ):
             for chunk in (first, second, *chunks) if second is not None else (first,):
-                yield self._account(_redact(self.redactor, chunk, self.trace_id, self.keep_findings), len(chunk))
+                yield self._account(
+                    _redact(self.redactor, chunk, self.trace_id, self.keep_findings), len(chunk)
+                )
             return
         yield from self._parallel(itertools.chain((first, second), chunks))
 
@@ -134,7 +169,14 @@ class _Chunks:
         pending: collections.deque[tuple[Any, int]] = collections.deque()
         with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
             for chunk in chunks:
-                pending.append((pool.apply_async(_redact_in_worker, (chunk, self.trace_id, self.keep_findings)), len(chunk)))
+                pending.append(
+                    (
+                        pool.apply_async(
+                            _redact_in_worker, (chunk, self.trace_id, self.keep_findings)
+                        ),
+                        len(chunk),
+                    )
+                )
                 if len(pending) >= 2 * self.jobs:
                     result, size = pending.popleft()
                     yield self._account(result.get(), size)
@@ -142,7 +184,9 @@ class _Chunks:
                 result, size = pending.popleft()
                 yield self._account(result.get(), size)
 
-    def _account(self, result: tuple[bytes, Records, int, int], size: int) -> tuple[bytes, Records, int]:
+    def _account(
+        self, result: tuple[bytes, Records, int, int], size: int
+    ) -> tuple[bytes, Records, int]:
         out, records, failures, oversized = result
         self.failures += failures
         self.oversized += oversized
@@ -175,14 +219,20 @@ def run(args: argparse.Namespace) -> int:
                     status = 1
                     continue
                 total = os.fstat(stream.fileno()).st_size
-            show = args.progress if args.progress is not None else (sys.stderr.isatty() and name != "-")
+            show = (
+                args.progress
+                if args.progress is not None
+                else (sys.stderr.isatty() and name != "-")
+            )
             progress = _Progress(total) if show else None
             try:
                 for redacted, records, size in processor.run(_chunks(stream)):
                     out.write(redacted)
                     if writer is not None:
                         for trace_id, line, findings in records:
-                            writer.submit(trace_id, "scrub", line.decode("utf-8", "surrogateescape"), findings)
+                            writer.submit(
+                                trace_id, "scrub", line.decode("utf-8", "surrogateescape"), findings
+                            )
                     if progress:
                         progress.advance(size)
             finally:
@@ -196,7 +246,13 @@ def run(args: argparse.Namespace) -> int:
             writer.shutdown()
             stats = writer.stats()
             if stats.get("dropped") or stats.get("errors"):
-                print(f"redactor scrub: vault: {stats.get('dropped', 0)} originals dropped, {stats.get('errors', 0)} write errors", file=sys.stderr)
+                print(
+                    f"redactor scrub: vault: {stats.get('dropped', 0)} originals dropped, {stats.get('errors', 0)} write errors",
+                    file=sys.stderr,
+                )
     if processor.failures or processor.oversized:
-        print(f"redactor scrub: {processor.failures} values failed closed, {processor.oversized} oversized values replaced", file=sys.stderr)
+        print(
+            f"redactor scrub: {processor.failures} values failed closed, {processor.oversized} oversized values replaced",
+            file=sys.stderr,
+        )
     return status

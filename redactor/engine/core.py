@@ -154,7 +154,9 @@ class Redactor:
             return self._redact_any(value, trace_id, findings, path, 0)
         except Exception:  # fail closed: the caller gets a placeholder, never the raw value
             self._count_failure("redact")
-            return FAILED_PLACEHOLDER if not isinstance(value, bytes) else FAILED_PLACEHOLDER.encode()
+            return (
+                FAILED_PLACEHOLDER if not isinstance(value, bytes) else FAILED_PLACEHOLDER.encode()
+            )
 
     def redact_text(
         self,
@@ -193,7 +195,14 @@ class Redactor:
 
     # -- dispatch -----------------------------------------------------------------------------
 
-    def _redact_any(self, value: Any, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_any(
+        self,
+        value: Any,
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        depth: int,
+    ) -> Any:
         if isinstance(value, str):
             return self._redact_str(value, trace_id, findings, path)
         if isinstance(value, bytes):
@@ -209,7 +218,14 @@ class Redactor:
             return value if out is text else out
         return value
 
-    def _redact_dict(self, value: dict[Any, Any], trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_dict(
+        self,
+        value: dict[Any, Any],
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        depth: int,
+    ) -> Any:
         if depth >= MAX_DEPTH:
             self._count_failure("depth")
             return FAILED_PLACEHOLDER
@@ -231,7 +247,14 @@ class Redactor:
                 out[key] = new
         return value if out is None else out
 
-    def _redact_sequence(self, value: list[Any] | tuple[Any, ...], trace_id: TraceIdArg, findings: list[Finding] | None, path: str, depth: int) -> Any:
+    def _redact_sequence(
+        self,
+        value: list[Any] | tuple[Any, ...],
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        depth: int,
+    ) -> Any:
         if depth >= MAX_DEPTH:
             self._count_failure("depth")
             return FAILED_PLACEHOLDER
@@ -247,8 +270,13 @@ class Redactor:
         return tuple(out) if isinstance(value, tuple) else out
 
     def _mask_each(
-        self, items: list[Any] | tuple[Any, ...], rule: KeyNameRule, trace_id: TraceIdArg,
-        findings: list[Finding] | None, path: str, depth: int,
+        self,
+        items: list[Any] | tuple[Any, ...],
+        rule: KeyNameRule,
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        depth: int,
     ) -> Any:
         """``{"password": ["a", "b"]}``: every scalar under a sensitive key is its value."""
         if depth >= MAX_DEPTH:
@@ -264,7 +292,14 @@ class Redactor:
             return items
         return tuple(out) if isinstance(items, tuple) else out
 
-    def _mask_whole(self, item: Any, rule: KeyNameRule, trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> Any:
+    def _mask_whole(
+        self,
+        item: Any,
+        rule: KeyNameRule,
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+    ) -> Any:
         """The value under a sensitive key: masked entire, whatever its type or shape."""
         if item is None or isinstance(item, bool):
             return item
@@ -277,11 +312,18 @@ class Redactor:
         masked = placeholder(rule.label, mask_text(rule.mask, text), ref)
         self.redactions[rule.id] += 1
         if findings is not None:
-            findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text))
+            findings.append(
+                Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text)
+            )
         return masked.encode() if isinstance(item, bytes) else masked
 
     def _redact_bytes(
-        self, value: bytes, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, triggered: list[int] | None = None
+        self,
+        value: bytes,
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        triggered: list[int] | None = None,
     ) -> bytes:
         if len(value) > self.max_value_bytes:
             self.oversized += 1
@@ -294,7 +336,9 @@ class Redactor:
         out = self._stage2(text, triggered, trace_id, findings, path)
         return value if out is text else out.encode("utf-8", "surrogateescape")
 
-    def _redact_str(self, text: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> str:
+    def _redact_str(
+        self, text: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str
+    ) -> str:
         if len(text) > self.max_value_bytes:  # characters ≤ bytes, so this is a lower bound
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER
@@ -305,7 +349,14 @@ class Redactor:
 
     # -- stage 2 ------------------------------------------------------------------------------
 
-    def _stage2(self, text: str, triggered: Iterable[int], trace_id: TraceIdArg, findings: list[Finding] | None, path: str) -> str:
+    def _stage2(
+        self,
+        text: str,
+        triggered: Iterable[int],
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+    ) -> str:
         timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
@@ -316,7 +367,10 @@ class Redactor:
         for index in sorted(triggered):
             for rule in self._gated[index]:
                 try:
-                    candidates.extend(_Candidate(s, e, rule) for s, e in self._match_rule(rule, text, lowered, timeout_s))
+                    candidates.extend(
+                        _Candidate(s, e, rule)
+                        for s, e in self._match_rule(rule, text, lowered, timeout_s)
+                    )
                 except TimeoutError:
                     self._count_failure(f"timeout in rule {rule.id}")
                     return FAILED_PLACEHOLDER
@@ -339,19 +393,35 @@ class Redactor:
             cursor = cand.end
             self.redactions[rule.id] += 1
             if findings is not None:
-                findings.append(Finding(rule.id, rule.category, rule.label, ref, masked, path, cand.start, cand.end, original))
+                findings.append(
+                    Finding(
+                        rule.id,
+                        rule.category,
+                        rule.label,
+                        ref,
+                        masked,
+                        path,
+                        cand.start,
+                        cand.end,
+                        original,
+                    )
+                )
         pieces.append(text[cursor:])
         out = "".join(pieces)
         return self._keep_json_valid(text, out, trace_id, findings, path, findings_before)
 
-    def _match_rule(self, rule: Rule, text: str, lowered: str, timeout_s: float) -> Iterator[tuple[int, int]]:
+    def _match_rule(
+        self, rule: Rule, text: str, lowered: str, timeout_s: float
+    ) -> Iterator[tuple[int, int]]:
         """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
         has_secret_group = "secret" in rule.pattern.groupindex
         # Arming the regex timeout costs more than matching a log line. The shipped rules are
         # reviewed and tested for linear matching, so on short text they run without it; rules
         # from other packs, and every rule on long text, run under it.
         guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
-        matches = rule.pattern.finditer(text, timeout=timeout_s) if guard else rule.pattern.finditer(text)
+        matches = (
+            rule.pattern.finditer(text, timeout=timeout_s) if guard else rule.pattern.finditer(text)
+        )
         for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
             if start < 0 or start == end:
@@ -395,7 +465,10 @@ class Redactor:
             # Cutting the text short hides what follows from the pattern's lookahead: a shorter
             # match must still end at a word boundary of the real text (a group, not a digit run).
             follows = text[shorter.end() : shorter.end() + 1]
-            if not (follows.isalnum() or follows == "_") and rule.validator(text[span[0] : span[1]]) is not False:
+            if (
+                not (follows.isalnum() or follows == "_")
+                and rule.validator(text[span[0] : span[1]]) is not False
+            ):
                 return shorter
             endpos = shorter.end() - 1
         return None
@@ -420,7 +493,13 @@ class Redactor:
         return any(rule in self._gated[i] for i in self.scanner.triggered(data))
 
     def _keep_json_valid(
-        self, before: str, after: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str, findings_before: int
+        self,
+        before: str,
+        after: str,
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+        findings_before: int,
     ) -> str:
         """JSON in, JSON out: if text redaction broke a JSON document, redact it structurally."""
         head = before.lstrip()[:1]
@@ -445,7 +524,9 @@ class Redactor:
             self.failures += 1
             first = self.failures == 1
         if first:  # log once; never with the value
-            _internal.warning("redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER)
+            _internal.warning(
+                "redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER
+            )
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:
@@ -455,7 +536,9 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in PLACEHOLDER_RE.finditer(text)]
 
 
-def _resolve_overlaps(candidates: list[_Candidate], protected: list[tuple[int, int]]) -> list[_Candidate]:
+def _resolve_overlaps(
+    candidates: list[_Candidate], protected: list[tuple[int, int]]
+) -> list[_Candidate]:
     """Longest span wins, then priority; the result is sorted and non-overlapping."""
     if len(candidates) == 1 and not protected:
         return candidates

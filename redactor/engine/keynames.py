@@ -97,14 +97,18 @@ def text_rule(rule: KeyNameRule) -> Rule:
     # common than a secret, so an unquoted value there must not be a short plain word or a
     # lowercase identifier ("ERROR in credentials: payment_intent ...").
     colon_value = value.replace(
-        rf"|{_SCHEMES}{bare})", rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|(?-i:[a-z_]{{1,40}})(?:{_END_OF_WORD}|$)){bare})"
+        rf"|{_SCHEMES}{bare})",
+        rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|(?-i:[a-z_]{{1,40}})(?:{_END_OF_WORD}|$)){bare})",
     )
     separator = r"""(?:\\?["'])?\s{0,3}"""
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
-    pattern = key + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
+    pattern = (
+        key
+        + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
+    )
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
@@ -112,7 +116,9 @@ def text_rule(rule: KeyNameRule) -> Rule:
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        trigger="(?i)(?:" + "|".join(names) + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
+        trigger="(?i)(?:"
+        + "|".join(names)
+        + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
         pattern=regex.compile(pattern, regex.IGNORECASE),
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,

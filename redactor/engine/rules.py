@@ -138,7 +138,9 @@ def _mask(raw: dict[str, Any], where: str) -> str:
     return str(mask)
 
 
-def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, where: str, guarded: bool = True) -> Rule:
+def _compile_rule(
+    raw: dict[str, Any], pack: str, pack_category: str | None, where: str, guarded: bool = True
+) -> Rule:
     rule_id = _str(raw, "id", where)
     if not _ID_RE.fullmatch(rule_id):
         raise RuleError(f"{where}: invalid rule id {rule_id!r}")
@@ -168,9 +170,23 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
     mask = _mask(raw, where)
     keywords = tuple(k.lower() for k in raw.get("keywords", []))
     known = {
-        "id", "category", "label", "trigger", "pattern", "flags", "validator", "keywords",
-        "keyword_window", "min_entropy", "mask", "priority", "must_match", "must_not_match",
-        "description", "version1", "shrink",
+        "id",
+        "category",
+        "label",
+        "trigger",
+        "pattern",
+        "flags",
+        "validator",
+        "keywords",
+        "keyword_window",
+        "min_entropy",
+        "mask",
+        "priority",
+        "must_match",
+        "must_not_match",
+        "description",
+        "version1",
+        "shrink",
     }
     unknown = set(raw) - known
     if unknown:
@@ -196,7 +212,9 @@ def _compile_rule(raw: dict[str, Any], pack: str, pack_category: str | None, whe
     )
 
 
-def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, where: str) -> KeyNameRule:
+def _compile_keyname(
+    raw: dict[str, Any], pack: str, pack_category: str | None, where: str
+) -> KeyNameRule:
     rule_id = _str(raw, "id", where)
     where = f"{where} ({rule_id})"
     category = _str(raw, "category", where, pack_category or "secret")
@@ -218,7 +236,19 @@ def _compile_keyname(raw: dict[str, Any], pack: str, pack_category: str | None, 
         raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
     validator_name, validator = _validator(raw, where)
     mask = _mask(raw, where)
-    unknown = set(raw) - {"id", "category", "label", "names", "exact_names", "value", "validator", "mask", "must_match", "must_not_match", "description"}
+    unknown = set(raw) - {
+        "id",
+        "category",
+        "label",
+        "names",
+        "exact_names",
+        "value",
+        "validator",
+        "mask",
+        "must_match",
+        "must_not_match",
+        "description",
+    }
     if unknown:
         raise RuleError(f"{where}: unknown field(s) {sorted(unknown)}")
     return KeyNameRule(
@@ -286,7 +316,9 @@ def load_ruleset(
             on = (pack.enabled_by_default or pack.name in enabled) and pack.name not in disabled
             for rule in (*pack_rules, *pack_keynames):
                 if rule.id in seen_ids:
-                    raise RuleError(f"{path}: rule id {rule.id!r} already defined in {seen_ids[rule.id]}")
+                    raise RuleError(
+                        f"{path}: rule id {rule.id!r} already defined in {seen_ids[rule.id]}"
+                    )
                 seen_ids[rule.id] = path
             if on:
                 packs.append(pack)

@@ -105,12 +105,21 @@ class HyperscanScanner:
             assert _hs is not None
             db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             extra = _hs.HS_FLAG_SINGLEMATCH if single else 0
-            db.compile(expressions=expressions, ids=ids, elements=len(ids), flags=[f | extra for f in flags])
+            db.compile(
+                expressions=expressions,
+                ids=ids,
+                elements=len(ids),
+                flags=[f | extra for f in flags],
+            )
             return db
 
         key = "\x00".join(triggers)
-        self._once = cache.load_or_build(f"once\x00{key}", lambda: build(True)) if cache else build(True)
-        self._every = cache.load_or_build(f"every\x00{key}", lambda: build(False)) if cache else build(False)
+        self._once = (
+            cache.load_or_build(f"once\x00{key}", lambda: build(True)) if cache else build(True)
+        )
+        self._every = (
+            cache.load_or_build(f"every\x00{key}", lambda: build(False)) if cache else build(False)
+        )
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
         self._scan_once = self._once.scan
@@ -145,7 +154,9 @@ class HyperscanScanner:
 
             # scan() below calls on_match synchronously, within this iteration: reading the loop's
             # base and state from the closure is intended (B023 is a false positive here).
-            def on_match(pattern_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
+            def on_match(
+                pattern_id: int, _from: int, to: int, _flags: int, _ctx: object
+            ) -> bool | None:
                 end = base + to  # noqa: B023
                 # Matches arrive in end order. A match is in the current line when its last byte
                 # is, and that byte may be the line's own newline (a trigger ending in \s).
@@ -219,7 +230,9 @@ def _hyperscan_flags(trigger: str) -> int:
     return _hs.HS_FLAG_CASELESS if trigger.startswith("(?i)") else 0
 
 
-def make_scanner(triggers: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None) -> Scanner:
+def make_scanner(
+    triggers: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None
+) -> Scanner:
     """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback."""
     if prefer not in ("auto", "hyperscan", "regex"):
         raise ValueError(f"unknown scanner {prefer!r}")

@@ -30,15 +30,29 @@ def check_rule(redactor: Redactor, rule: Rule) -> list[ExampleFailure]:
         if not spans:
             failures.append(ExampleFailure(rule.id, "must_match", i, "pattern found nothing"))
             continue
-        if example.secret is not None and not any(example.text[s:e] == example.secret for s, e in spans):
-            failures.append(ExampleFailure(rule.id, "must_match", i, "found a different span than 'secret'"))
+        if example.secret is not None and not any(
+            example.text[s:e] == example.secret for s, e in spans
+        ):
+            failures.append(
+                ExampleFailure(rule.id, "must_match", i, "found a different span than 'secret'")
+            )
             continue
         if not redactor.trigger_fires(rule, example.text):
-            failures.append(ExampleFailure(rule.id, "must_match", i, "trigger does not fire (stage 1 would skip the rule)"))
+            failures.append(
+                ExampleFailure(
+                    rule.id, "must_match", i, "trigger does not fire (stage 1 would skip the rule)"
+                )
+            )
             continue
-        secret = example.secret if example.secret is not None else example.text[spans[0][0] : spans[0][1]]
+        secret = (
+            example.secret
+            if example.secret is not None
+            else example.text[spans[0][0] : spans[0][1]]
+        )
         if secret in redactor.redact(example.text):
-            failures.append(ExampleFailure(rule.id, "must_match", i, "the engine left the secret in its output"))
+            failures.append(
+                ExampleFailure(rule.id, "must_match", i, "the engine left the secret in its output")
+            )
     for i, example in enumerate(rule.must_not_match):
         if redactor.rule_spans(rule, example.text):
             failures.append(ExampleFailure(rule.id, "must_not_match", i, "pattern matched"))

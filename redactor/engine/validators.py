@@ -177,7 +177,16 @@ def not_placeholder_like(value: str) -> bool:
     if len(set(core)) <= 2:
         return False
     lowered = core.lower()
-    if lowered in {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}:
+    if lowered in {
+        "null",
+        "none",
+        "true",
+        "false",
+        "undefined",
+        "redacted",
+        "<redacted>",
+        "changeme",
+    }:
         return False
     if core.startswith(("${", "{{", "<", "%(", "[redacted")) or set(core) <= set("*xX-_."):
         return False

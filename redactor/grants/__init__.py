@@ -44,11 +44,35 @@ from redactor.grants.service import GrantService
 from redactor.grants.store import GrantStore
 
 __all__ = [
-    "CATEGORIES", "AuditEntry", "Decision", "Grant", "GrantError", "GrantNotFound", "GrantService",
-    "GrantStatus", "GrantStore", "Identity", "NotAllowed", "Notifier", "Policy", "PolicyError",
-    "RateLimited", "RecordReader", "RevealRefused", "RevealResult", "RevealedRecord", "RevealedValue",
-    "VerifyResult", "WebhookNotifier", "default_policy", "load_policy", "open_service",
-    "parse_duration_s", "parse_policy", "policy_path", "resolve_policy",
+    "CATEGORIES",
+    "AuditEntry",
+    "Decision",
+    "Grant",
+    "GrantError",
+    "GrantNotFound",
+    "GrantService",
+    "GrantStatus",
+    "GrantStore",
+    "Identity",
+    "NotAllowed",
+    "Notifier",
+    "Policy",
+    "PolicyError",
+    "RateLimited",
+    "RecordReader",
+    "RevealRefused",
+    "RevealResult",
+    "RevealedRecord",
+    "RevealedValue",
+    "VerifyResult",
+    "WebhookNotifier",
+    "default_policy",
+    "load_policy",
+    "open_service",
+    "parse_duration_s",
+    "parse_policy",
+    "policy_path",
+    "resolve_policy",
 ]
 
 
@@ -68,8 +92,14 @@ def resolve_policy(home: Path, explicit: str | os.PathLike[str] | None = None) -
     return load_policy(path) if path is not None else default_policy()
 
 
-def open_service(home: Path, *, policy: Policy | None = None, policy_file: str | None = None,
-                 clock: Callable[[], float] | None = None, notifier: Notifier | None = None) -> GrantService:
+def open_service(
+    home: Path,
+    *,
+    policy: Policy | None = None,
+    policy_file: str | None = None,
+    clock: Callable[[], float] | None = None,
+    notifier: Notifier | None = None,
+) -> GrantService:
     """A :class:`GrantService` over ``home/grants.db``, with webhook notifications from the policy."""
     pol = policy if policy is not None else resolve_policy(home, policy_file)
     if notifier is None and pol.webhooks:

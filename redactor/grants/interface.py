@@ -180,8 +180,13 @@ class Grant:
             expires_at=float(data["expires_at"]),
             approvals_required=int(data["approvals_required"]),
             decisions=tuple(
-                Decision(str(d["actor"]), str(d["verdict"]), float(d["at"]), str(d.get("reason", "")),
-                         tuple(str(c) for c in d.get("categories", ())))
+                Decision(
+                    str(d["actor"]),
+                    str(d["verdict"]),
+                    float(d["at"]),
+                    str(d.get("reason", "")),
+                    tuple(str(c) for c in d.get("categories", ())),
+                )
                 for d in data.get("decisions", ())
             ),
             break_glass=bool(data.get("break_glass", False)),

@@ -63,8 +63,15 @@ class WebhookNotifier(Notifier):
     payload); network errors, 408, 429 and 5xx are retried up to ``max_attempts`` times.
     """
 
-    def __init__(self, targets: Sequence[WebhookTarget], *, max_attempts: int = 4,
-                 backoff_s: float = 0.5, timeout_s: float = 5.0, max_queue: int = 1000) -> None:
+    def __init__(
+        self,
+        targets: Sequence[WebhookTarget],
+        *,
+        max_attempts: int = 4,
+        backoff_s: float = 0.5,
+        timeout_s: float = 5.0,
+        max_queue: int = 1000,
+    ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.targets = tuple(targets)
@@ -74,7 +81,9 @@ class WebhookNotifier(Notifier):
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
-        self._queue: collections.deque[tuple[WebhookTarget, bytes]] = collections.deque(maxlen=max_queue)
+        self._queue: collections.deque[tuple[WebhookTarget, bytes]] = collections.deque(
+            maxlen=max_queue
+        )
         self._cond = threading.Condition()
         self._busy = 0
         self._stopped = False
@@ -93,7 +102,9 @@ class WebhookNotifier(Notifier):
                     self.dropped += 1
                 self._queue.append((target, json.dumps(body, sort_keys=True).encode("utf-8")))
             if self._thread is None and self._queue:
-                self._thread = threading.Thread(target=self._run, name="redactor-notify", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="redactor-notify", daemon=True
+                )
                 self._thread.start()
             self._cond.notify_all()
 
@@ -120,9 +131,12 @@ class WebhookNotifier(Notifier):
     def _deliver(self, target: WebhookTarget, body: bytes) -> bool:
         delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
-            req = urllib.request.Request(target.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "redactor-notify/1"})
+            req = urllib.request.Request(
+                target.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "redactor-notify/1"},
+            )
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     if 200 <= resp.status < 300:

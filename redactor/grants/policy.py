@@ -54,7 +54,9 @@ from redactor.grants.interface import CATEGORIES, Identity, PolicyError
 ANYONE = "*"
 REVEAL_LEVELS = frozenset({"full", "last4"})
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-NOTIFY_EVENTS = frozenset({"request", "decision", "revoke", "break_glass", "expire", "reveal_refused"})
+NOTIFY_EVENTS = frozenset(
+    {"request", "decision", "revoke", "break_glass", "expire", "reveal_refused"}
+)
 DEFAULT_MAX_DURATION_S = 3600
 DEFAULT_PENDING_TTL_S = 24 * 3600
 DEFAULT_BREAK_GLASS_MAX_S = 15 * 60
@@ -205,7 +207,11 @@ def load_policy(path: str | Path) -> Policy:
 def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
     """Validate an already-parsed policy document."""
     v = _Validator(source)
-    v.keys(data, "", {"version", "pending_ttl", "admin_groups", "groups", "break_glass", "category", "notify"})
+    v.keys(
+        data,
+        "",
+        {"version", "pending_ttl", "admin_groups", "groups", "break_glass", "category", "notify"},
+    )
     version = data.get("version", 1)
     if version != 1:
         v.fail("version", f"unsupported policy version {version!r} (expected 1)")
@@ -219,14 +225,18 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         v.group_ref(g, groups, "admin_groups")
 
     pending_ttl_s = (
-        v.duration(data["pending_ttl"], "pending_ttl") if "pending_ttl" in data else DEFAULT_PENDING_TTL_S
+        v.duration(data["pending_ttl"], "pending_ttl")
+        if "pending_ttl" in data
+        else DEFAULT_PENDING_TTL_S
     )
 
     categories: dict[str, CategoryPolicy] = {}
     cat_table = v.table(data, "category")
     for name in cat_table:
         if name not in CATEGORIES:
-            v.fail(f"category.{name}", f"unknown category (expected one of {', '.join(CATEGORIES)})")
+            v.fail(
+                f"category.{name}", f"unknown category (expected one of {', '.join(CATEGORIES)})"
+            )
     for name in CATEGORIES:
         categories[name] = v.category(cat_table.get(name, {}), f"category.{name}", groups)
 
@@ -235,13 +245,17 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
     bg_groups = tuple(v.str_list(bg_data.get("groups", []), "break_glass.groups"))
     for g in bg_groups:
         v.group_ref(g, groups, "break_glass.groups")
-    bg_cats = tuple(v.str_list(bg_data.get("categories", list(CATEGORIES)), "break_glass.categories"))
+    bg_cats = tuple(
+        v.str_list(bg_data.get("categories", list(CATEGORIES)), "break_glass.categories")
+    )
     for c in bg_cats:
         if c not in CATEGORIES:
             v.fail("break_glass.categories", f"unknown category {c!r}")
     break_glass = BreakGlass(
         groups=bg_groups,
-        max_duration_s=v.duration(bg_data.get("max_duration", DEFAULT_BREAK_GLASS_MAX_S), "break_glass.max_duration"),
+        max_duration_s=v.duration(
+            bg_data.get("max_duration", DEFAULT_BREAK_GLASS_MAX_S), "break_glass.max_duration"
+        ),
         categories=bg_cats,
         reason_pattern=v.pattern(bg_data.get("reason_pattern"), "break_glass.reason_pattern"),
     )
@@ -265,7 +279,10 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
             v.fail(f"{where}.format", f"expected 'json' or 'slack', got {fmt!r}")
         events = frozenset(v.str_list(hook.get("events", sorted(NOTIFY_EVENTS)), f"{where}.events"))
         if bad := events - NOTIFY_EVENTS:
-            v.fail(f"{where}.events", f"unknown event(s) {sorted(bad)} (expected {sorted(NOTIFY_EVENTS)})")
+            v.fail(
+                f"{where}.events",
+                f"unknown event(s) {sorted(bad)} (expected {sorted(NOTIFY_EVENTS)})",
+            )
         webhooks.append(WebhookTarget(url=url, format=fmt, events=events))
 
     return Policy(
@@ -292,7 +309,9 @@ class _Validator:
         for key in data:
             if key not in allowed:
                 field_name = f"{where}.{key}" if where else key
-                self.fail(field_name, f"unknown field (expected one of {', '.join(sorted(allowed))})")
+                self.fail(
+                    field_name, f"unknown field (expected one of {', '.join(sorted(allowed))})"
+                )
 
     def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
@@ -334,14 +353,24 @@ class _Validator:
         if principal not in groups:
             self.fail(where, f"group {principal!r} is not defined in [groups]")
 
-    def category(self, data: object, where: str, groups: Mapping[str, frozenset[str]]) -> CategoryPolicy:
+    def category(
+        self, data: object, where: str, groups: Mapping[str, frozenset[str]]
+    ) -> CategoryPolicy:
         if not isinstance(data, dict):
             self.fail(where, "expected a table")
         assert isinstance(data, dict)
         self.keys(
             data,
             where,
-            {"requesters", "approvers", "approvals_required", "max_duration", "reason_pattern", "reveal", "conditions"},
+            {
+                "requesters",
+                "approvers",
+                "approvals_required",
+                "max_duration",
+                "reason_pattern",
+                "reveal",
+                "conditions",
+            },
         )
         requesters = tuple(self.str_list(data.get("requesters", [ANYONE]), f"{where}.requesters"))
         approvers = tuple(self.str_list(data.get("approvers", [ANYONE]), f"{where}.approvers"))
@@ -351,9 +380,13 @@ class _Validator:
             self.group_ref(p, groups, f"{where}.approvers")
         required = data.get("approvals_required", 1)
         if not isinstance(required, int) or isinstance(required, bool) or not 1 <= required <= 10:
-            self.fail(f"{where}.approvals_required", f"expected an integer from 1 to 10, got {required!r}")
+            self.fail(
+                f"{where}.approvals_required", f"expected an integer from 1 to 10, got {required!r}"
+            )
         # If every approver is enumerated (no '*', no claim-only group) there must be enough of them.
-        if ANYONE not in approvers and all(p.startswith("user:") or groups.get(p) for p in approvers):
+        if ANYONE not in approvers and all(
+            p.startswith("user:") or groups.get(p) for p in approvers
+        ):
             people = {p[5:] for p in approvers if p.startswith("user:")}
             for p in approvers:
                 people |= set(groups.get(p, ()))
@@ -369,7 +402,9 @@ class _Validator:
             requesters=requesters,
             approvers=approvers,
             approvals_required=required,
-            max_duration_s=self.duration(data.get("max_duration", DEFAULT_MAX_DURATION_S), f"{where}.max_duration"),
+            max_duration_s=self.duration(
+                data.get("max_duration", DEFAULT_MAX_DURATION_S), f"{where}.max_duration"
+            ),
             reason_pattern=self.pattern(data.get("reason_pattern"), f"{where}.reason_pattern"),
             reveal=reveal,
             conditions=self.conditions(data.get("conditions", {}), f"{where}.conditions"),

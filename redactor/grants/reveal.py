@@ -28,8 +28,15 @@ class RevealedValue:
     in_text: bool = True  # False: from another field of the record, with no placeholder in its text
 
     def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "category": self.category, "label": self.label,
-                "path": self.path, "level": self.level, "value": self.value, "in_text": self.in_text}
+        return {
+            "ref": self.ref,
+            "category": self.category,
+            "label": self.label,
+            "path": self.path,
+            "level": self.level,
+            "value": self.value,
+            "in_text": self.in_text,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +52,15 @@ class RevealedRecord:
     withheld: int = 0  # placeholders left masked (category or ref not granted)
 
     def to_json(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "record_id": self.record_id, "source": self.source,
-                "timestamp": self.timestamp, "text": self.text,
-                "values": [v.to_json() for v in self.values], "withheld": self.withheld}
+        return {
+            "trace_id": self.trace_id,
+            "record_id": self.record_id,
+            "source": self.source,
+            "timestamp": self.timestamp,
+            "text": self.text,
+            "values": [v.to_json() for v in self.values],
+            "withheld": self.withheld,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +75,13 @@ class RevealResult:
     withheld: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"grants": list(self.grant_ids), "categories": list(self.categories),
-                               "records": [r.to_json() for r in self.records],
-                               "revealed": self.revealed, "withheld": self.withheld}
+        out: dict[str, Any] = {
+            "grants": list(self.grant_ids),
+            "categories": list(self.categories),
+            "records": [r.to_json() for r in self.records],
+            "revealed": self.revealed,
+            "withheld": self.withheld,
+        }
         if self.lines is not None:
             out["lines"] = list(self.lines)
         return out
@@ -73,17 +90,25 @@ class RevealResult:
     def from_json(cls, data: Mapping[str, Any]) -> RevealResult:
         records = tuple(
             RevealedRecord(
-                trace_id=r.get("trace_id"), record_id=str(r["record_id"]), source=str(r["source"]),
-                timestamp=float(r["timestamp"]), text=str(r["text"]),
+                trace_id=r.get("trace_id"),
+                record_id=str(r["record_id"]),
+                source=str(r["source"]),
+                timestamp=float(r["timestamp"]),
+                text=str(r["text"]),
                 values=tuple(RevealedValue(**v) for v in r.get("values", ())),
                 withheld=int(r.get("withheld", 0)),
             )
             for r in data.get("records", ())
         )
         lines = data.get("lines")
-        return cls(tuple(data["grants"]), tuple(data["categories"]), records,
-                   tuple(lines) if lines is not None else None,
-                   int(data.get("revealed", 0)), int(data.get("withheld", 0)))
+        return cls(
+            tuple(data["grants"]),
+            tuple(data["categories"]),
+            records,
+            tuple(lines) if lines is not None else None,
+            int(data.get("revealed", 0)),
+            int(data.get("withheld", 0)),
+        )
 
 
 def partial(value: str, level: str) -> str:
@@ -101,8 +126,12 @@ def partial(value: str, level: str) -> str:
 class Rehydrator:
     """Replaces placeholders whose ref is in ``originals`` and whose category is in ``levels``."""
 
-    def __init__(self, originals: Iterable[StoredOriginalLike], levels: Mapping[str, str],
-                 only_refs: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        originals: Iterable[StoredOriginalLike],
+        levels: Mapping[str, str],
+        only_refs: frozenset[str] | None = None,
+    ) -> None:
         self._by_ref: dict[str, StoredOriginalLike] = {}
         for o in originals:
             if o.category in levels and (only_refs is None or o.ref in only_refs):
@@ -122,8 +151,11 @@ class Rehydrator:
                 return str(m.group(0))
             level = self._levels[original.category]
             shown = partial(original.original, level)
-            values.append(RevealedValue(original.ref, original.category, original.label,
-                                        original.path, level, shown))
+            values.append(
+                RevealedValue(
+                    original.ref, original.category, original.label, original.path, level, shown
+                )
+            )
             if level == "full":
                 return shown
             return placeholder(m.group("label"), shown, original.ref)
@@ -131,8 +163,11 @@ class Rehydrator:
         return PLACEHOLDER_RE.sub(swap, text), values, withheld
 
 
-def rehydrate_records(records: Sequence[VaultRecordLike], levels: Mapping[str, str],
-                      only_refs: frozenset[str] | None = None) -> list[RevealedRecord]:
+def rehydrate_records(
+    records: Sequence[VaultRecordLike],
+    levels: Mapping[str, str],
+    only_refs: frozenset[str] | None = None,
+) -> list[RevealedRecord]:
     """Each record's ``redacted`` text with its own granted originals restored."""
     out = []
     for rec in records:
@@ -141,18 +176,44 @@ def rehydrate_records(records: Sequence[VaultRecordLike], levels: Mapping[str, s
         # ``redacted``; list them with their path so the reveal is complete.
         seen = {v.ref for v in values}
         for o in rec.originals:
-            if o.ref in seen or o.category not in levels or (only_refs is not None and o.ref not in only_refs):
+            if (
+                o.ref in seen
+                or o.category not in levels
+                or (only_refs is not None and o.ref not in only_refs)
+            ):
                 continue
             seen.add(o.ref)
-            values.append(RevealedValue(o.ref, o.category, o.label, o.path, levels[o.category],
-                                        partial(o.original, levels[o.category]), in_text=False))
-        out.append(RevealedRecord(rec.trace_id, rec.record_id, rec.source, rec.timestamp,
-                                  text, tuple(values), withheld))
+            values.append(
+                RevealedValue(
+                    o.ref,
+                    o.category,
+                    o.label,
+                    o.path,
+                    levels[o.category],
+                    partial(o.original, levels[o.category]),
+                    in_text=False,
+                )
+            )
+        out.append(
+            RevealedRecord(
+                rec.trace_id,
+                rec.record_id,
+                rec.source,
+                rec.timestamp,
+                text,
+                tuple(values),
+                withheld,
+            )
+        )
     return out
 
 
-def rehydrate_lines(lines: Iterable[str], records: Sequence[VaultRecordLike], levels: Mapping[str, str],
-                    only_refs: frozenset[str] | None = None) -> tuple[list[str], int, int]:
+def rehydrate_lines(
+    lines: Iterable[str],
+    records: Sequence[VaultRecordLike],
+    levels: Mapping[str, str],
+    only_refs: frozenset[str] | None = None,
+) -> tuple[list[str], int, int]:
     """Lines exported from a log backend, with placeholders of the granted records restored."""
     originals = [o for rec in records for o in rec.originals]
     hydrator = Rehydrator(originals, levels, only_refs)

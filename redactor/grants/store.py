@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def canonical_json(body: dict[str, Any]) -> bytes:
     """The exact bytes an entry's hash covers: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def chain_hash(prev_hash: str, body_bytes: bytes) -> str:
@@ -70,18 +72,27 @@ class Transaction:
         self._conn.execute(
             "INSERT OR REPLACE INTO grants (id, requester, status, created_at, expires_at, doc)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (grant.id, grant.requester, grant.status, grant.created_at, grant.expires_at,
-             json.dumps(grant.to_json(), sort_keys=True)),
+            (
+                grant.id,
+                grant.requester,
+                grant.status,
+                grant.created_at,
+                grant.expires_at,
+                json.dumps(grant.to_json(), sort_keys=True),
+            ),
         )
 
     def open_grants_due(self, now: float) -> list[Grant]:
         """Pending or active grants whose window has ended."""
         rows = self._conn.execute(
-            "SELECT doc FROM grants WHERE status IN ('pending', 'active') AND expires_at <= ?", (now,)
+            "SELECT doc FROM grants WHERE status IN ('pending', 'active') AND expires_at <= ?",
+            (now,),
         ).fetchall()
         return [Grant.from_json(json.loads(r[0])) for r in rows]
 
-    def grants(self, *, requester: str | None = None, statuses: tuple[str, ...] | None = None) -> list[Grant]:
+    def grants(
+        self, *, requester: str | None = None, statuses: tuple[str, ...] | None = None
+    ) -> list[Grant]:
         sql, params = "SELECT doc FROM grants WHERE 1=1", []
         if requester is not None:
             sql += " AND requester = ?"
@@ -90,7 +101,9 @@ class Transaction:
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
             params.extend(statuses)
         sql += " ORDER BY created_at DESC, id"
-        return [Grant.from_json(json.loads(r[0])) for r in self._conn.execute(sql, params).fetchall()]
+        return [
+            Grant.from_json(json.loads(r[0])) for r in self._conn.execute(sql, params).fetchall()
+        ]
 
     def append_audit(self, body: dict[str, Any]) -> AuditEntry:
         """Add one entry at the head of the chain; ``seq`` is assigned here."""
@@ -123,7 +136,9 @@ class GrantStore:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        self._conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
         with self._lock:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -148,12 +163,15 @@ class GrantStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def audit_entries(self, *, after_seq: int = 0, limit: int | None = None, last: int | None = None) -> list[AuditEntry]:
+    def audit_entries(
+        self, *, after_seq: int = 0, limit: int | None = None, last: int | None = None
+    ) -> list[AuditEntry]:
         """Entries after ``after_seq`` in chain order, or the ``last`` N entries."""
         with self._lock:
             if last is not None:
                 rows = self._conn.execute(
-                    "SELECT seq, prev_hash, hash, body FROM audit ORDER BY seq DESC LIMIT ?", (last,)
+                    "SELECT seq, prev_hash, hash, body FROM audit ORDER BY seq DESC LIMIT ?",
+                    (last,),
                 ).fetchall()[::-1]
             else:
                 rows = self._conn.execute(
@@ -172,7 +190,9 @@ class GrantStore:
     def verify(self) -> VerifyResult:
         """Walk the chain from the start; the first edited, missing or moved entry is reported."""
         with self._lock:
-            rows = self._conn.execute("SELECT seq, prev_hash, hash, body FROM audit ORDER BY seq").fetchall()
+            rows = self._conn.execute(
+                "SELECT seq, prev_hash, hash, body FROM audit ORDER BY seq"
+            ).fetchall()
             meta = self._conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
         return verify_rows(rows, meta[0] if meta else None)
 
@@ -182,6 +202,7 @@ def verify_rows(rows: list[tuple[int, str, str, str]], head: str | None) -> Veri
     prev = GENESIS_HASH
     expected = 1
     for seq, prev_hash, digest, body in rows:
+
         def broken(problem: str, at: int = expected) -> VerifyResult:
             # Only ever called (and returned) within this iteration, so the current values are meant.
             return VerifyResult(False, expected - 1, prev, broken_seq=at, problem=problem)  # noqa: B023
@@ -204,9 +225,14 @@ def verify_rows(rows: list[tuple[int, str, str, str]], head: str | None) -> Veri
     if head is not None and head != f"{count}:{prev}":
         head_seq = head.split(":", 1)[0]
         return VerifyResult(
-            False, count, prev, broken_seq=count + 1,
+            False,
+            count,
+            prev,
+            broken_seq=count + 1,
             problem=f"chain ends at entry {count} but the recorded head is entry {head_seq}: entries were cut off the end",
         )
     if head is None and count:
-        return VerifyResult(False, count, prev, broken_seq=count + 1, problem="head record is missing")
+        return VerifyResult(
+            False, count, prev, broken_seq=count + 1, problem="head record is missing"
+        )
     return VerifyResult(True, count, prev)

@@ -32,11 +32,27 @@ def make_record(ref_key: bytes, trace_id: str | None, template: str, secrets: Se
     masks, originals = [], []
     for s in secrets:
         ref = make_ref(ref_key, trace_id, s.label, s.value)
-        masks.append(placeholder(s.label, mask_text(_MASK_STYLE.get(s.category, "hidden"), s.value), ref))
-        originals.append(StoredOriginal(ref=ref, rule_id=f"test.{s.label}", category=s.category,
-                                        label=s.label, path="", original=s.value))
-    return VaultRecord(trace_id=trace_id, record_id=record_id, source=source, timestamp=timestamp,
-                       redacted=template.format(*masks), originals=tuple(originals))
+        masks.append(
+            placeholder(s.label, mask_text(_MASK_STYLE.get(s.category, "hidden"), s.value), ref)
+        )
+        originals.append(
+            StoredOriginal(
+                ref=ref,
+                rule_id=f"test.{s.label}",
+                category=s.category,
+                label=s.label,
+                path="",
+                original=s.value,
+            )
+        )
+    return VaultRecord(
+        trace_id=trace_id,
+        record_id=record_id,
+        source=source,
+        timestamp=timestamp,
+        redacted=template.format(*masks),
+        originals=tuple(originals),
+    )
 
 
 class FakeVaultReader(VaultReader):

@@ -358,7 +358,11 @@ class CleanCheck:
         """Whether a dict (a structlog event dict) is clean."""
         parts: list[str] = []
         try:
-            return type(mapping) is dict and self._collect_dict(mapping, parts, 0) and self._scan(parts)
+            return (
+                type(mapping) is dict
+                and self._collect_dict(mapping, parts, 0)
+                and self._scan(parts)
+            )
         except Exception:
             return False
 
@@ -374,7 +378,9 @@ class CleanCheck:
         if not parts:
             return True
         text = parts[0] if len(parts) == 1 else "\n".join(parts)
-        return len(text) <= self._max_chars and self._is_clean(text.encode("utf-8", "surrogatepass"))
+        return len(text) <= self._max_chars and self._is_clean(
+            text.encode("utf-8", "surrogatepass")
+        )
 
     def _keys_clean(self, mapping: dict[Any, Any]) -> bool:
         known = self._clean_keys
@@ -424,7 +430,16 @@ class CleanCheck:
 class Pipeline:
     """Engine + vault + trace resolver for one integration, with fail-closed wrappers."""
 
-    __slots__ = ("integration", "engine", "vault", "trace", "check", "_redact", "_lazy_trace", "_log")
+    __slots__ = (
+        "integration",
+        "engine",
+        "vault",
+        "trace",
+        "check",
+        "_redact",
+        "_lazy_trace",
+        "_log",
+    )
 
     def __init__(
         self,
@@ -441,7 +456,9 @@ class Pipeline:
             redactor = shared_redactor(settings)
         redact = getattr(redactor, "redact", None)
         if not callable(redact):
-            raise ConfigError(f"redactor must have a redact() method, got {type(redactor).__name__}")
+            raise ConfigError(
+                f"redactor must have a redact() method, got {type(redactor).__name__}"
+            )
         self.integration = integration
         self.engine = redactor
         self._redact = redact

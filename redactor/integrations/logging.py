@@ -271,7 +271,9 @@ class RedactingFilter(logging.Filter):
         text, exc_text, exc_message, stack, extras = fields
         return (
             redact(text, trace_id, findings, "message", "message"),
-            redact(exc_text, trace_id, findings, "exc_text", "exception text") if exc_text else exc_text,
+            redact(exc_text, trace_id, findings, "exc_text", "exception text")
+            if exc_text
+            else exc_text,
             redact(exc_message, trace_id, findings, "exception.message", "exception message")
             if exc_message
             else exc_message,

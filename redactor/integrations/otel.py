@@ -61,7 +61,9 @@ def _as_dict(attributes: Any) -> dict[str, Any] | None:
     return dict(attributes)
 
 
-def _bounded_like(values: Mapping[str, Any], original: Any, immutable: bool = True) -> BoundedAttributes:
+def _bounded_like(
+    values: Mapping[str, Any], original: Any, immutable: bool = True
+) -> BoundedAttributes:
     """Redacted ``values`` in a BoundedAttributes keeping the original's limits and drop count."""
     bounded = BoundedAttributes(
         maxlen=getattr(original, "maxlen", None),
@@ -243,7 +245,9 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         return (
             redact(body, trace_id, findings, "body", "body") if body is not None else body,
             redact(attrs, trace_id, findings, "attributes", "attributes") if attrs else attrs,
-            redact(event_name, trace_id, findings, "event_name", "event name") if event_name else event_name,
+            redact(event_name, trace_id, findings, "event_name", "event name")
+            if event_name
+            else event_name,
         )
 
     @staticmethod
@@ -402,7 +406,9 @@ class RedactingSpanExporter(SpanExporter):
             e_attrs = _as_dict(e_attrs_raw)
             e_new_attrs: Any = e_attrs_raw
             if e_attrs:
-                r = redact(e_attrs, trace_id, findings, f"events.{index}.attributes", "event attributes")
+                r = redact(
+                    e_attrs, trace_id, findings, f"events.{index}.attributes", "event attributes"
+                )
                 if r is not e_attrs:
                     if not isinstance(r, dict):
                         r = dict.fromkeys(e_attrs, FAILED_PLACEHOLDER)
@@ -419,7 +425,9 @@ class RedactingSpanExporter(SpanExporter):
             l_attrs_raw = link.attributes
             l_attrs = _as_dict(l_attrs_raw)
             if l_attrs:
-                r = redact(l_attrs, trace_id, findings, f"links.{index}.attributes", "link attributes")
+                r = redact(
+                    l_attrs, trace_id, findings, f"links.{index}.attributes", "link attributes"
+                )
                 if r is not l_attrs:
                     if not isinstance(r, dict):
                         r = dict.fromkeys(l_attrs, FAILED_PLACEHOLDER)
@@ -432,7 +440,9 @@ class RedactingSpanExporter(SpanExporter):
         description = status.description
         new_status = status
         if description:
-            new_description = redact(description, trace_id, findings, "status.description", "status")
+            new_description = redact(
+                description, trace_id, findings, "status.description", "status"
+            )
             if new_description is not description:
                 new_status = Status(status.status_code, new_description)
                 changed = True
@@ -511,7 +521,9 @@ class RedactingSpanExporter(SpanExporter):
         try:
             self._inner.shutdown()
         except Exception as exc:
-            self._pipeline._log.warning("inner span exporter shutdown raised %s", type(exc).__name__)
+            self._pipeline._log.warning(
+                "inner span exporter shutdown raised %s", type(exc).__name__
+            )
         self._pipeline.flush_vault(5.0)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

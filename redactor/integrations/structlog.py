@@ -133,5 +133,7 @@ class RedactingProcessor:
             # Redact {key: value} rather than value, so key-name rules still see the key.
             single = {key: value}
             redacted = self._redact(single, trace_id, findings, "", "event value")
-            out[key] = redacted.get(key, FAILED_PLACEHOLDER) if isinstance(redacted, dict) else redacted
+            out[key] = (
+                redacted.get(key, FAILED_PLACEHOLDER) if isinstance(redacted, dict) else redacted
+            )
         return out

@@ -190,7 +190,16 @@ class RedisVault(VaultBackend):
                 trace = e.trace_id or ""
                 if cluster:
                     pipe.execute_command(
-                        "EVAL", _PUT_SCRIPT, len(own), *own, e.blob, px, score, e.entry_id, trace, len(own)
+                        "EVAL",
+                        _PUT_SCRIPT,
+                        len(own),
+                        *own,
+                        e.blob,
+                        px,
+                        score,
+                        e.entry_id,
+                        trace,
+                        len(own),
                     )
                     for key in ref_keys:
                         # Each ref key is its own slot: a one-key call of the same script (an
@@ -242,7 +251,9 @@ class RedisVault(VaultBackend):
         def read(client: Any) -> list[bytes]:
             now_ms = int(time.time() * 1000)
             trace = client.get(f"{self._prefix}:r:{ref}")
-            blobs = self._trace_blobs(client, trace.decode("utf-8", "surrogatepass")) if trace else []
+            blobs = (
+                self._trace_blobs(client, trace.decode("utf-8", "surrogatepass")) if trace else []
+            )
             index = f"{self._prefix}:rn:{ref}"
             entry_ids = client.zrangebyscore(index, f"({now_ms}", "+inf")
             if entry_ids:

@@ -66,7 +66,9 @@ class SQLiteVault(VaultBackend):
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 # Create the file 0600 before SQLite does (SQLite would honour the umask).
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA secure_delete=ON")
@@ -84,8 +86,12 @@ class SQLiteVault(VaultBackend):
     def put(self, entries: Sequence[SealedEntry]) -> None:
         """Insert ``entries`` in one transaction (replacing any with the same id)."""
         now = time.time()
-        rows = [(e.entry_id, e.trace_id, e.expires_at, e.blob) for e in entries if e.expires_at > now]
-        refs = [(r, e.entry_id, e.expires_at) for e in entries if e.expires_at > now for r in e.refs]
+        rows = [
+            (e.entry_id, e.trace_id, e.expires_at, e.blob) for e in entries if e.expires_at > now
+        ]
+        refs = [
+            (r, e.entry_id, e.expires_at) for e in entries if e.expires_at > now for r in e.refs
+        ]
         with self._lock:
             try:
                 conn = self._connect()

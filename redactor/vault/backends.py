@@ -29,4 +29,6 @@ def open_backend(url: str) -> VaultBackend:
         from redactor.vault._memory import MemoryVault
 
         return MemoryVault.from_url(url)
-    raise VaultConfigError(f"unknown vault URL scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    raise VaultConfigError(
+        f"unknown vault URL scheme {scheme!r}; expected one of {', '.join(SCHEMES)}"
+    )

@@ -62,7 +62,9 @@ class KeyRing:
         self._public_raw = {kid: k.public_key().public_bytes_raw() for kid, k in self._keys.items()}
         for kid, raw in self._public_raw.items():
             if key_id(raw) != kid:
-                raise VaultConfigError(f"private key filed under kid {kid!r} belongs to another kid")
+                raise VaultConfigError(
+                    f"private key filed under kid {kid!r} belongs to another kid"
+                )
 
     @classmethod
     def from_private_keys(cls, *keys: X25519PrivateKey) -> KeyRing:
@@ -207,8 +209,12 @@ def load_keyring(keys_dir: Path) -> KeyRing:
 def list_keys(keys_dir: Path) -> list[tuple[str, bool, bool]]:
     """``(kid, has_private_key, is_current)`` for every key set in ``keys_dir``."""
     current = current_kid(keys_dir)
-    kids = {p.name[len(_PREFIX) : -len(_PUB_SUFFIX)] for p in keys_dir.glob(f"{_PREFIX}*{_PUB_SUFFIX}")}
-    kids |= {p.name[len(_PREFIX) : -len(_KEY_SUFFIX)] for p in keys_dir.glob(f"{_PREFIX}*{_KEY_SUFFIX}")}
+    kids = {
+        p.name[len(_PREFIX) : -len(_PUB_SUFFIX)] for p in keys_dir.glob(f"{_PREFIX}*{_PUB_SUFFIX}")
+    }
+    kids |= {
+        p.name[len(_PREFIX) : -len(_KEY_SUFFIX)] for p in keys_dir.glob(f"{_PREFIX}*{_KEY_SUFFIX}")
+    }
     return [
         (kid, (keys_dir / f"{_PREFIX}{kid}{_KEY_SUFFIX}").exists(), kid == current)
         for kid in sorted(kids)
@@ -221,7 +227,9 @@ def retire_key(keys_dir: Path, kid: str) -> None:
     The current key cannot be retired (generate a new one first).
     """
     if kid == current_kid(keys_dir):
-        raise VaultConfigError(f"{kid} is the current key; generate a new key set before retiring it")
+        raise VaultConfigError(
+            f"{kid} is the current key; generate a new key set before retiring it"
+        )
     path = keys_dir / f"{_PREFIX}{kid}{_KEY_SUFFIX}"
     try:
         path.unlink()

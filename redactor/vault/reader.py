@@ -56,7 +56,9 @@ class VaultReader:
             if ref not in header.refs or header.entry_id in seen or header.expired(now):
                 continue
             seen.add(header.entry_id)
-            records.extend(r for r in _decode(header, payload) if any(o.ref == ref for o in r.originals))
+            records.extend(
+                r for r in _decode(header, payload) if any(o.ref == ref for o in r.originals)
+            )
         records.sort(key=lambda r: (r.timestamp, r.record_id))
         return records
 
@@ -88,8 +90,12 @@ def _decode(header: SealHeader, payload: bytes) -> list[VaultRecord]:
         for index, (timestamp, source, redacted, found) in enumerate(rows):
             originals = tuple(
                 StoredOriginal(
-                    ref=str(ref), rule_id=str(rule_id), category=str(category),
-                    label=str(label), path=str(path), original=str(original),
+                    ref=str(ref),
+                    rule_id=str(rule_id),
+                    category=str(category),
+                    label=str(label),
+                    path=str(path),
+                    original=str(original),
                 )
                 for ref, rule_id, category, label, path, original in found
             )

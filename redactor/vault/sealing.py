@@ -214,5 +214,7 @@ class Unsealer:
                 header.counter.to_bytes(_NONCE_BYTES, "big"), data[offset:], data[:offset]
             )
         except InvalidTag:
-            raise SealError("blob failed authentication (tampered, or sealed to another key)") from None
+            raise SealError(
+                "blob failed authentication (tampered, or sealed to another key)"
+            ) from None
         return header, payload

@@ -57,7 +57,9 @@ class _Pending:
 
     __slots__ = ("entries", "originals", "tokens", "first_failure")
 
-    def __init__(self, entries: list[SealedEntry], originals: int, tokens: list[_FlushToken]) -> None:
+    def __init__(
+        self, entries: list[SealedEntry], originals: int, tokens: list[_FlushToken]
+    ) -> None:
         self.entries = entries
         self.originals = originals
         self.tokens = tokens
@@ -142,7 +144,9 @@ class VaultWriter:
         self._abandon = False
         self._worker: threading.Thread | None = None
         if not self._shutdown_started:
-            self._worker = threading.Thread(target=self._run, name="redactor-vault-writer", daemon=True)
+            self._worker = threading.Thread(
+                target=self._run, name="redactor-vault-writer", daemon=True
+            )
             self._worker.start()
 
     def _at_fork_reinit(self) -> None:
@@ -170,7 +174,13 @@ class VaultWriter:
             size = len(queue)
             if size < self._capacity:
                 queue.append(
-                    (trace_id, source, redacted, findings, _now() if timestamp is None else timestamp)
+                    (
+                        trace_id,
+                        source,
+                        redacted,
+                        findings,
+                        _now() if timestamp is None else timestamp,
+                    )
                 )
                 if size == self._wake_at:
                     self._wake.set()
@@ -183,7 +193,9 @@ class VaultWriter:
         with self._drop_lock:
             self._dropped += len(findings)
         if self._shutdown_started:
-            log_once("vault.after-shutdown", "redactor vault: submit after shutdown; originals dropped")
+            log_once(
+                "vault.after-shutdown", "redactor vault: submit after shutdown; originals dropped"
+            )
         else:
             log_once(
                 "vault.overflow",
@@ -246,7 +258,9 @@ class VaultWriter:
         try:
             self._backend.close()
         except Exception as exc:
-            log_once("vault.close", "redactor vault: closing backend failed: %s", type(exc).__name__)
+            log_once(
+                "vault.close", "redactor vault: closing backend failed: %s", type(exc).__name__
+            )
         return clean
 
     def stats(self) -> dict[str, int]:
@@ -283,7 +297,9 @@ class VaultWriter:
             except Exception as exc:  # a bug here must not kill the thread silently
                 with self._state_lock:
                     self._errors += 1
-                log_once("vault.worker", "redactor vault: writer worker error: %s", type(exc).__name__)
+                log_once(
+                    "vault.worker", "redactor vault: writer worker error: %s", type(exc).__name__
+                )
             if self._abandon:
                 self._drop_everything()
                 return
@@ -390,7 +406,10 @@ class VaultWriter:
                         float(item[4]),
                         str(item[1]),
                         str(item[2]),
-                        [[f.ref, f.rule_id, f.category, f.label, f.path, f.original] for f in item[3]],
+                        [
+                            [f.ref, f.rule_id, f.category, f.label, f.path, f.original]
+                            for f in item[3]
+                        ],
                     ]
                 except Exception:
                     self._count_unsealable(item)
@@ -429,7 +448,9 @@ class VaultWriter:
             self._dropped += lost
         with self._state_lock:
             self._errors += 1
-        log_once("vault.seal", "redactor vault: a record could not be sealed; its originals are dropped")
+        log_once(
+            "vault.seal", "redactor vault: a record could not be sealed; its originals are dropped"
+        )
 
     def _drop_everything(self) -> None:
         lost = self._pending.originals if self._pending is not None else 0
@@ -449,7 +470,11 @@ class VaultWriter:
         with self._drop_lock:
             self._dropped += lost
         if lost:
-            log_once("vault.shutdown-drop", "redactor vault: shutdown timed out; %d originals dropped", lost)
+            log_once(
+                "vault.shutdown-drop",
+                "redactor vault: shutdown timed out; %d originals dropped",
+                lost,
+            )
         for token in tokens:
             token.done.set()
 

@@ -50,13 +50,34 @@ class IdP:
         self.ec = ec.generate_private_key(ec.SECP256R1())
         rn = self.rsa.public_key().public_numbers()
         en = self.ec.public_key().public_numbers()
-        self.jwks = {"keys": [
-            {"kty": "RSA", "kid": "r1", "alg": "RS256", "use": "sig", "n": _int(rn.n), "e": _int(rn.e)},
-            {"kty": "EC", "kid": "e1", "alg": "ES256", "crv": "P-256", "x": _int(en.x, 32), "y": _int(en.y, 32)},
-        ]}
+        self.jwks = {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "r1",
+                    "alg": "RS256",
+                    "use": "sig",
+                    "n": _int(rn.n),
+                    "e": _int(rn.e),
+                },
+                {
+                    "kty": "EC",
+                    "kid": "e1",
+                    "alg": "ES256",
+                    "crv": "P-256",
+                    "x": _int(en.x, 32),
+                    "y": _int(en.y, 32),
+                },
+            ]
+        }
 
-    def token(self, claims: dict[str, Any], alg: str = "RS256", kid: str | None = None,
-              header: dict[str, Any] | None = None) -> str:
+    def token(
+        self,
+        claims: dict[str, Any],
+        alg: str = "RS256",
+        kid: str | None = None,
+        header: dict[str, Any] | None = None,
+    ) -> str:
         h = header or {"alg": alg, "typ": "JWT", "kid": kid or ("r1" if alg == "RS256" else "e1")}
         signing = f"{b64(json.dumps(h).encode())}.{b64(json.dumps(claims).encode())}".encode()
         if alg == "RS256":
@@ -69,14 +90,25 @@ class IdP:
         return f"{signing.decode()}.{b64(sig)}"
 
     def claims(self, user: str, now: float, **extra: Any) -> dict[str, Any]:
-        return {"iss": ISSUER, "aud": AUDIENCE, "sub": f"id-{user}", "preferred_username": user,
-                "exp": now + 300, "iat": now, **extra}
+        return {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": f"id-{user}",
+            "preferred_username": user,
+            "exp": now + 300,
+            "iat": now,
+            **extra,
+        }
 
 
-
-
-def call(url: str, method: str, path: str, body: bytes | None = None, token: str | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def call(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
     """One raw HTTP request; returns status, lower-cased headers and the parsed JSON body."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -87,4 +119,8 @@ def call(url: str, method: str, path: str, body: bytes | None = None, token: str
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(data) if data else None
+    return (
+        resp.status,
+        {k.lower(): v for k, v in resp.getheaders()},
+        json.loads(data) if data else None,
+    )

@@ -34,23 +34,48 @@ def broker(tmp_path: Path, idp: IdP) -> Iterator[dict[str, Any]]:
     tokens_file = tmp_path / "tokens.toml"
     tokens = {u: add_token(tokens_file, u) for u in ("alice", "bob", "carol", "dave")}
     tokens["erin"] = add_token(tokens_file, "erin", ["oncall"])
-    reader = FakeVaultReader([
-        make_record(KEY, T1, "checkout card={0} ssn={1} slack={2}",
-                    [Secret("card", "card", CARD), Secret("ssn", "ssn", SSN), Secret("secret", "slack_token", TOKEN)]),
-        make_record(KEY, T2, "other ssn={0}", [Secret("ssn", "ssn", "987-65-4329")], record_id="r2"),
-    ])
+    reader = FakeVaultReader(
+        [
+            make_record(
+                KEY,
+                T1,
+                "checkout card={0} ssn={1} slack={2}",
+                [
+                    Secret("card", "card", CARD),
+                    Secret("ssn", "ssn", SSN),
+                    Secret("secret", "slack_token", TOKEN),
+                ],
+            ),
+            make_record(
+                KEY, T2, "other ssn={0}", [Secret("ssn", "ssn", "987-65-4329")], record_id="r2"
+            ),
+        ]
+    )
     service = GrantService(GrantStore(tmp_path / "grants.db"), parse_policy(POLICY), clock=clock)
-    auth = ChainAuthenticator(TokenAuthenticator.from_file(tokens_file),
-                              OIDCAuthenticator(JWKS.from_keys(idp.jwks), issuer=ISSUER, audience=AUDIENCE,
-                                                clock=clock))
-    app = BrokerApp(service, auth, lambda: reader, max_body_bytes=64 * 1024,
-                    rate_limiter=RateLimiter(per_minute=600, burst=20))
+    auth = ChainAuthenticator(
+        TokenAuthenticator.from_file(tokens_file),
+        OIDCAuthenticator(JWKS.from_keys(idp.jwks), issuer=ISSUER, audience=AUDIENCE, clock=clock),
+    )
+    app = BrokerApp(
+        service,
+        auth,
+        lambda: reader,
+        max_body_bytes=64 * 1024,
+        rate_limiter=RateLimiter(per_minute=600, burst=20),
+    )
     server = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield {"url": server.url, "tokens": tokens, "clock": clock, "reader": reader, "service": service,
-               "app": app, "home": tmp_path}
+        yield {
+            "url": server.url,
+            "tokens": tokens,
+            "clock": clock,
+            "reader": reader,
+            "service": service,
+            "app": app,
+            "home": tmp_path,
+        }
     finally:
         server.shutdown()
         server.server_close()

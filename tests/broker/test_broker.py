@@ -62,8 +62,14 @@ def test_oidc_groups_from_claims_can_approve(broker, idp):
 def test_workflow_over_http(broker, caplog):
     caplog.set_level(logging.DEBUG)
     alice, bob, carol, dave = (client(broker, u) for u in ("alice", "bob", "carol", "dave"))
-    g = alice.request(traces=[T1], refs=[], categories=["card", "ssn"], reason="INC-9", duration_s=600,
-                      break_glass=False)
+    g = alice.request(
+        traces=[T1],
+        refs=[],
+        categories=["card", "ssn"],
+        reason="INC-9",
+        duration_s=600,
+        break_glass=False,
+    )
     with pytest.raises(NotAllowed, match="own request"):
         alice.approve(g.id)
     assert bob.approve(g.id).status == "pending"  # bob may approve ssn, not card
@@ -72,8 +78,13 @@ def test_workflow_over_http(broker, caplog):
         alice.reveal(trace=T1, ref=None, categories=None, lines=None)
     assert dave.approve(g.id).status == "active"
 
-    status, headers, body = call(broker["url"], "POST", "/v1/reveal", json.dumps({"trace": T1}).encode(),
-                                 token=broker["tokens"]["alice"])
+    status, headers, body = call(
+        broker["url"],
+        "POST",
+        "/v1/reveal",
+        json.dumps({"trace": T1}).encode(),
+        token=broker["tokens"]["alice"],
+    )
     assert status == 200 and headers["cache-control"] == "no-store"
     text = body["records"][0]["text"]
     assert CARD in text and SSN in text
@@ -91,7 +102,9 @@ def test_workflow_over_http(broker, caplog):
         alice.reveal(trace=T1, ref=None, categories=None, lines=None)
     assert alice.show(g.id).status == "expired"
 
-    g2 = alice.request(traces=[T1], refs=[], categories=["ssn"], reason="INC-9", duration_s=600, break_glass=False)
+    g2 = alice.request(
+        traces=[T1], refs=[], categories=["ssn"], reason="INC-9", duration_s=600, break_glass=False
+    )
     bob.approve(g2.id)
     assert SSN in alice.reveal(trace=T1, ref=None, categories=None, lines=None).records[0].text
     bob.revoke(g2.id, "done")
@@ -100,7 +113,9 @@ def test_workflow_over_http(broker, caplog):
 
     entries = alice.audit_tail(200)
     refused = [e for e in entries if e["action"] == "reveal" and e["outcome"] == "refused"]
-    assert len(refused) == 6 and all(e["via"] == "token" and e["address"] == "127.0.0.1" for e in refused)
+    assert len(refused) == 6 and all(
+        e["via"] == "token" and e["address"] == "127.0.0.1" for e in refused
+    )
     assert alice.audit_verify().ok
     assert_no_leak(json.dumps(entries), ORIGINALS, "audit entries")
     assert_no_leak(caplog.text, ORIGINALS, "server and audit logs")
@@ -117,8 +132,20 @@ def test_cli_through_broker(broker, monkeypatch, capsys):
         out, err = capsys.readouterr()
         return rc, out, err
 
-    rc, out, err = as_user("alice", "grant", "request", "--trace", T1, "--category", "ssn",
-                           "--reason", "INC-3", "--duration", "5m", "--json")
+    rc, out, err = as_user(
+        "alice",
+        "grant",
+        "request",
+        "--trace",
+        T1,
+        "--category",
+        "ssn",
+        "--reason",
+        "INC-3",
+        "--duration",
+        "5m",
+        "--json",
+    )
     assert rc == 0, err
     gid = json.loads(out)["id"]
     assert as_user("alice", "grant", "approve", gid)[0] == 3
@@ -140,9 +167,22 @@ def test_cli_through_broker(broker, monkeypatch, capsys):
 def test_break_glass_is_flagged(broker):
     erin = client(broker, "erin")
     with pytest.raises(NotAllowed):
-        client(broker, "alice").request(traces=[T1], refs=[], categories=["secret"], reason="fire",
-                                        duration_s=None, break_glass=True)
-    g = erin.request(traces=[T1], refs=[], categories=["secret"], reason="fire", duration_s=None, break_glass=True)
+        client(broker, "alice").request(
+            traces=[T1],
+            refs=[],
+            categories=["secret"],
+            reason="fire",
+            duration_s=None,
+            break_glass=True,
+        )
+    g = erin.request(
+        traces=[T1],
+        refs=[],
+        categories=["secret"],
+        reason="fire",
+        duration_s=None,
+        break_glass=True,
+    )
     assert g.status == "active" and g.break_glass
     assert TOKEN in erin.reveal(trace=T1, ref=None, categories=None, lines=None).records[0].text
     assert [x.break_glass for x in erin.list()] == [True]
@@ -152,8 +192,10 @@ def test_break_glass_is_flagged(broker):
 def test_reveal_rate_limit(broker):
     broker["app"].rate_limiter = RateLimiter(per_minute=1, burst=2)
     body = json.dumps({"trace": T1}).encode()
-    statuses = [call(broker["url"], "POST", "/v1/reveal", body, token=broker["tokens"]["alice"])[:2]
-                for _ in range(3)]
+    statuses = [
+        call(broker["url"], "POST", "/v1/reveal", body, token=broker["tokens"]["alice"])[:2]
+        for _ in range(3)
+    ]
     assert [s for s, _ in statuses] == [403, 403, 429]
     assert int(statuses[2][1]["retry-after"]) >= 1
     # another identity has its own bucket
@@ -165,13 +207,21 @@ def test_oversized_and_malformed_bodies(broker):
     url = broker["url"]
     status, _, body = call(url, "POST", "/v1/grants", b"x" * (200 * 1024), token=tok)
     assert status == 413 and body["error"]["code"] == "too_large"
-    for raw in (b"{", b"[]", b"\xff\xfe", b'{"categories": "card", "reason": 1}', b"null",
-                b'{"traces": [1], "categories": ["card"], "reason": "x"}',
-                b'{"traces": ["t"], "categories": ["card"], "reason": "x", "duration_s": true}',
-                b"[" * 100_000):
+    for raw in (
+        b"{",
+        b"[]",
+        b"\xff\xfe",
+        b'{"categories": "card", "reason": 1}',
+        b"null",
+        b'{"traces": [1], "categories": ["card"], "reason": "x"}',
+        b'{"traces": ["t"], "categories": ["card"], "reason": "x", "duration_s": true}',
+        b"[" * 100_000,
+    ):
         status, _, body = call(url, "POST", "/v1/grants", raw, token=tok)
         assert 400 <= status < 500 and "error" in body, raw[:40]
-    assert call(url, "POST", "/v1/reveal", b'{"trace": "a", "ref": "abcdefgh"}', token=tok)[0] == 400
+    assert (
+        call(url, "POST", "/v1/reveal", b'{"trace": "a", "ref": "abcdefgh"}', token=tok)[0] == 400
+    )
     assert call(url, "DELETE", "/v1/grants", token=tok)[0] == 405
     assert call(url, "GET", "/v1/nope", token=tok)[0] == 404
     assert call(url, "GET", "/v1/audit?last=zz", token=tok)[0] == 400

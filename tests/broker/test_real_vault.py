@@ -40,14 +40,25 @@ def test_reveal_from_sealed_vault(tmp_path: Path, caplog) -> None:
     server = make_server(app, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        status, _, body = call(server.url, "POST", "/v1/grants",
-                               b'{"traces": ["%s"], "categories": ["card"], "reason": "INC-1"}' % TRACE.encode(),
-                               token=tok["alice"])
+        status, _, body = call(
+            server.url,
+            "POST",
+            "/v1/grants",
+            b'{"traces": ["%s"], "categories": ["card"], "reason": "INC-1"}' % TRACE.encode(),
+            token=tok["alice"],
+        )
         assert status == 201
         gid = body["grant"]["id"]
-        assert call(server.url, "POST", f"/v1/grants/{gid}/approve", b"{}", token=tok["bob"])[0] == 200
-        status, headers, body = call(server.url, "POST", "/v1/reveal", b'{"trace": "%s"}' % TRACE.encode(),
-                                     token=tok["alice"])
+        assert (
+            call(server.url, "POST", f"/v1/grants/{gid}/approve", b"{}", token=tok["bob"])[0] == 200
+        )
+        status, headers, body = call(
+            server.url,
+            "POST",
+            "/v1/reveal",
+            b'{"trace": "%s"}' % TRACE.encode(),
+            token=tok["alice"],
+        )
         assert status == 200 and headers["cache-control"] == "no-store"
         assert body["records"][0]["text"] == f"charged {CARD}"
         audit = call(server.url, "GET", "/v1/audit?last=50", token=tok["bob"])[2]

@@ -11,16 +11,27 @@ from pathlib import Path
 
 from redactor.testing import assert_no_leak
 
-DEMO_ORIGINALS = ["4111 1111 1111 1111", "5500 0000 0000 0004", "536-22-1234", "Zx81kQ0pL2mN4bV6cX8z",
-                  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl"]
+DEMO_ORIGINALS = [
+    "4111 1111 1111 1111",
+    "5500 0000 0000 0004",
+    "536-22-1234",
+    "Zx81kQ0pL2mN4bV6cX8z",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl",
+]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
-    proc = subprocess.run([sys.executable, "-m", "redactor", "demo", "--home", str(home)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "redactor", "demo", "--home", str(home)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     masked, rest = out.split("== 3.", 1)
@@ -29,8 +40,14 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "[card:****-****-****-1111#" in masked
     # ... the approved reveal restores the granted values (SSN only to its last 4 by policy) ...
     reveal = rest.split("== 5.", 1)[1].split("== 6.", 1)[0]
-    assert "4111 1111 1111 1111" in reveal and "Zx81kQ0pL2mN4bV6cX8z" in reveal and "****1234" in reveal
-    assert_no_leak(reveal, ["536-22-1234", "5500 0000 0000 0004"], "reveal of another trace / partial level")
+    assert (
+        "4111 1111 1111 1111" in reveal
+        and "Zx81kQ0pL2mN4bV6cX8z" in reveal
+        and "****1234" in reveal
+    )
+    assert_no_leak(
+        reveal, ["536-22-1234", "5500 0000 0000 0004"], "reveal of another trace / partial level"
+    )
     assert "you cannot approve your own request" in out
     assert len(re.findall(r"reveal refused", out)) == 2
     assert "audit chain OK" in out

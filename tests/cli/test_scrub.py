@@ -29,10 +29,15 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**clean, "REDACTOR_HOME": str(home)}
 
 
-def scrub(env: dict[str, str], *args: str, data: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def scrub(
+    env: dict[str, str], *args: str, data: bytes = b"", timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "redactor", "scrub", "--no-vault", *args],
-        input=data, capture_output=True, env=env, timeout=timeout,
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=timeout,
     )
 
 
@@ -52,7 +57,15 @@ def _no_leak(out: bytes, originals: list[str]) -> None:
         b"",
         b"\xff\xfe invalid utf-8\ncard " + CARD.encode() + b" \xc3(\n",
     ],
-    ids=["simple", "no-final-newline", "empty-lines", "crlf-and-secrets", "only-newline", "empty", "invalid-utf8"],
+    ids=[
+        "simple",
+        "no-final-newline",
+        "empty-lines",
+        "crlf-and-secrets",
+        "only-newline",
+        "empty",
+        "invalid-utf8",
+    ],
 )
 def test_one_output_line_per_input_line(env: dict[str, str], data: bytes) -> None:
     done = scrub(env, data=data)
@@ -102,7 +115,9 @@ def test_custom_rules_dir(env: dict[str, str], tmp_path: Path) -> None:
         '[pack]\nname = "widgets"\n[[rules]]\nid = "test.widget"\ncategory = "secret"\nlabel = "widget"\n'
         "trigger = 'wdg_'\npattern = '''(?P<secret>wdg_[a-z0-9]{8})'''\n"
     )
-    done = scrub(env, "--rules", str(rules), data=b"key wdg_a1b2c3d4 and card " + CARD.encode() + b"\n")
+    done = scrub(
+        env, "--rules", str(rules), data=b"key wdg_a1b2c3d4 and card " + CARD.encode() + b"\n"
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.startswith(b"key [widget#"), "the custom rule did not mask"
     # --rules replaces the shipped packs: the card rule is not loaded.
@@ -120,12 +135,16 @@ def test_custom_rules_dir(env: dict[str, str], tmp_path: Path) -> None:
     ],
     ids=["missing-rules-dir", "missing-config", "bad-config", "unknown-pack", "malformed-pack"],
 )
-def test_configuration_errors_exit_2_with_one_line(env: dict[str, str], tmp_path: Path, args: list[str]) -> None:
+def test_configuration_errors_exit_2_with_one_line(
+    env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
     bad_config = tmp_path / "bad.toml"
     bad_config.write_text("[redactor\nref_key = ")
     bad_rules = tmp_path / "badrules"
     bad_rules.mkdir()
-    (bad_rules / "broken.toml").write_text('[[rules]]\nid = "x.y"\nlabel = "x"\ncategory = "secret"\ntrigger = "x"\npattern = "("\n')
+    (bad_rules / "broken.toml").write_text(
+        '[[rules]]\nid = "x.y"\nlabel = "x"\ncategory = "secret"\ntrigger = "x"\npattern = "("\n'
+    )
     args = [a.format(bad_config=bad_config, bad_rules=bad_rules) for a in args]
     done = scrub(env, *args, data=b"card " + CARD.encode() + b"\n")
     err = done.stderr.decode()
@@ -174,13 +193,21 @@ def _vm_hwm_kb(pid: int) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc for VmHWM")
 def test_streaming_50_mb_with_bounded_memory(env: dict[str, str]) -> None:
     block = (
-        b'{"level":"info","msg":"request ok","trace_id":"4bf92f3577b34da6a3ce929b0e0e4736","path":"/api/v1/items"}\n' * 60
-        + b"login password=" + PASSWORD.encode() + b" card " + CARD.encode() + b"\n"
+        b'{"level":"info","msg":"request ok","trace_id":"4bf92f3577b34da6a3ce929b0e0e4736","path":"/api/v1/items"}\n'
+        * 60
+        + b"login password="
+        + PASSWORD.encode()
+        + b" card "
+        + CARD.encode()
+        + b"\n"
     )
     repeats = (50 * 1024 * 1024) // len(block) + 1
     proc = subprocess.Popen(
         [sys.executable, "-m", "redactor", "scrub", "--no-vault"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     counts = {"lines": 0, "leaks": 0, "bytes": 0}
 

@@ -34,7 +34,10 @@ JSON_RECORDS = [
     {"msg": "login", "user": "ana", "password": PASSWORD},
     {"msg": f"charging card {CARD}", "amount": 10},
     {"key": PEM, "msg": "loaded key"},
-    {"log": orjson.dumps({"password": PASSWORD, "note": f"card {CARD}"}).decode(), "stream": "stderr"},
+    {
+        "log": orjson.dumps({"password": PASSWORD, "note": f"card {CARD}"}).decode(),
+        "stream": "stderr",
+    },
     {"headers": {"Authorization": f"Bearer {PASSWORD}xyz", "Cookie": "sid=abc123def; theme=dark"}},
     {"items": [{"pan": CARD}, {"pan": "5555555555554444"}], "n": 2},
     [{"password": PASSWORD}, f"card {CARD}"],
@@ -72,7 +75,9 @@ def test_invalid_utf8_passes_through_byte_identical(engine: Redactor) -> None:
     dirty = b"\xff head " + CARD.encode() + b" \xfe password=" + PASSWORD.encode() + b" \xc3("
     out = engine.redact(dirty)
     assert isinstance(out, bytes)
-    assert out.startswith(b"\xff head [card:") and out.endswith(b" \xc3("), "bytes around the findings changed"
+    assert out.startswith(b"\xff head [card:") and out.endswith(b" \xc3("), (
+        "bytes around the findings changed"
+    )
     assert b" \xfe password=[" in out
     _no_leak(out, [CARD, PASSWORD], "invalid UTF-8 line")
 
@@ -102,7 +107,15 @@ TEN_MB = 10 * 1024 * 1024
 def _big_line(unit: bytes) -> bytes:
     body = (unit * (TEN_MB // len(unit) + 1))[:TEN_MB]
     half = TEN_MB // 2
-    return body[:half] + b" card " + CARD.encode() + b" ok password=" + PASSWORD.encode() + b" ok " + body[half:]
+    return (
+        body[:half]
+        + b" card "
+        + CARD.encode()
+        + b" ok password="
+        + PASSWORD.encode()
+        + b" ok "
+        + body[half:]
+    )
 
 
 BIG_UNITS = {
@@ -121,7 +134,9 @@ def test_ten_megabyte_line(redactor: Redactor, kind: str) -> None:
     out = b"".join(bytes(p) for p in pieces)
     elapsed = time.monotonic() - started
     assert elapsed < SANITY_S, f"{kind}: took {elapsed:.0f}s"
-    assert out.count(b"\n") == 2 and out.endswith(b"\nnext line\n"), "one output line per input line"
+    assert out.count(b"\n") == 2 and out.endswith(b"\nnext line\n"), (
+        "one output line per input line"
+    )
     _no_leak(out, [CARD, PASSWORD], f"10 MB {kind} line")
 
 
@@ -136,7 +151,9 @@ def test_values_over_max_value_bytes_fail_closed(settings: Settings) -> None:
     redactor = create_redactor(settings.with_overrides(max_value_bytes=1000))
     for value in ("x" * 1001, f"card {CARD} " + "y" * 1000, ("z" * 2000).encode()):
         out = redactor.redact(value)
-        expected = OVERSIZED_PLACEHOLDER.encode() if isinstance(value, bytes) else OVERSIZED_PLACEHOLDER
+        expected = (
+            OVERSIZED_PLACEHOLDER.encode() if isinstance(value, bytes) else OVERSIZED_PLACEHOLDER
+        )
         assert out == expected, "an oversized value was passed through"
     assert redactor.oversized == 3
     record = {"small": "fine", "big": "w" * 5000}
@@ -181,7 +198,9 @@ def test_pattern_timeout_fails_closed_on_a_long_value(tmp_path: Path) -> None:
     assert redactor.redact(value.encode()) == FAILED_PLACEHOLDER.encode()
     assert redactor.redact({"k": value, "ok": "fine"}) == {"k": FAILED_PLACEHOLDER, "ok": "fine"}
     assert redactor.failures == 3
-    chunk = b"".join(bytes(p) for p in redact_chunk(redactor, b"clean\n" + value.encode() + b"\nclean\n"))
+    chunk = b"".join(
+        bytes(p) for p in redact_chunk(redactor, b"clean\n" + value.encode() + b"\nclean\n")
+    )
     assert chunk == b"clean\n" + FAILED_PLACEHOLDER.encode() + b"\nclean\n"
     assert redactor.failures == 4
 
@@ -207,10 +226,19 @@ def test_pattern_timeout_fails_closed_on_a_short_value(tmp_path: Path) -> None:
     (tmp_path / "slow.toml").write_text(SLOW_PACK)
     done = None
     try:
-        done = subprocess.run([sys.executable, "-c", _SHORT_VALUE_CHILD, str(tmp_path)], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            [sys.executable, "-c", _SHORT_VALUE_CHILD, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except subprocess.TimeoutExpired:
         pass
     if done is None:
-        pytest.fail("a pathological pattern on a short value ran 10 s without timing out (match_timeout_s=0.05)")
+        pytest.fail(
+            "a pathological pattern on a short value ran 10 s without timing out (match_timeout_s=0.05)"
+        )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "1"], "a timed-out short value was not replaced by the failure placeholder"
+    assert done.stdout.split() == ["True", "1"], (
+        "a timed-out short value was not replaced by the failure placeholder"
+    )

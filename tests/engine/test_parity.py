@@ -34,11 +34,15 @@ def corpus_lines() -> list[str]:
         return [orjson.loads(raw)["line"] for raw in itertools.islice(fh, 2000)]
 
 
-def test_scanners_agree_on_the_corpus(engines: dict[str, Redactor], corpus_lines: list[str]) -> None:
+def test_scanners_agree_on_the_corpus(
+    engines: dict[str, Redactor], corpus_lines: list[str]
+) -> None:
     regex_out = [engines["regex"].redact(line) for line in corpus_lines]
     hs_out = [engines["hyperscan"].redact(line) for line in corpus_lines]
     differ = [i for i, (a, b) in enumerate(zip(regex_out, hs_out, strict=False)) if a != b]
-    assert not differ, f"{len(differ)} of {len(corpus_lines)} lines differ between scanners, e.g. lines {differ[:10]}"
+    assert not differ, (
+        f"{len(differ)} of {len(corpus_lines)} lines differ between scanners, e.g. lines {differ[:10]}"
+    )
 
 
 def test_scanners_agree_on_findings(engines: dict[str, Redactor], corpus_lines: list[str]) -> None:
@@ -51,19 +55,25 @@ def test_scanners_agree_on_findings(engines: dict[str, Redactor], corpus_lines: 
             found[name] = [(f.rule_id, f.start, f.end, f.ref) for f in findings]
         if found["regex"] != found["hyperscan"]:
             differ.append(i)
-    assert not differ, f"findings differ between scanners on lines {differ[:10]} ({len(differ)} lines)"
+    assert not differ, (
+        f"findings differ between scanners on lines {differ[:10]} ({len(differ)} lines)"
+    )
 
 
 def test_triggered_sets_agree(engines: dict[str, Redactor], corpus_lines: list[str]) -> None:
     differ = [
-        i for i, line in enumerate(corpus_lines)
-        if sorted(engines["regex"].scanner.triggered(line.encode())) != sorted(engines["hyperscan"].scanner.triggered(line.encode()))
+        i
+        for i, line in enumerate(corpus_lines)
+        if sorted(engines["regex"].scanner.triggered(line.encode()))
+        != sorted(engines["hyperscan"].scanner.triggered(line.encode()))
     ]
     assert not differ, f"stage-1 trigger sets differ on lines {differ[:10]}"
 
 
 def _per_line(engine: Redactor, buf: bytes) -> bytes:
-    return b"\n".join(engine.redact(line, trace_id=line_trace_id(line, None)) for line in buf.split(b"\n"))
+    return b"\n".join(
+        engine.redact(line, trace_id=line_trace_id(line, None)) for line in buf.split(b"\n")
+    )
 
 
 def _chunk(engine: Redactor, buf: bytes) -> bytes:
@@ -76,7 +86,9 @@ def _many_cards_line(rng: random.Random, n: int) -> tuple[str, list[str]]:
 
 
 @pytest.mark.parametrize("scanner", SCANNERS)
-def test_chunk_equals_line_by_line_on_the_corpus(engines: dict[str, Redactor], corpus_lines: list[str], scanner: str) -> None:
+def test_chunk_equals_line_by_line_on_the_corpus(
+    engines: dict[str, Redactor], corpus_lines: list[str], scanner: str
+) -> None:
     engine = engines[scanner]
     buf = ("\n".join(corpus_lines) + "\n").encode()
     chunk, lines = _chunk(engine, buf).split(b"\n"), _per_line(engine, buf).split(b"\n")
@@ -86,14 +98,25 @@ def test_chunk_equals_line_by_line_on_the_corpus(engines: dict[str, Redactor], c
 
 
 @pytest.mark.parametrize("scanner", SCANNERS)
-def test_chunk_with_more_matches_per_line_than_reported(engines: dict[str, Redactor], scanner: str) -> None:
+def test_chunk_with_more_matches_per_line_than_reported(
+    engines: dict[str, Redactor], scanner: str
+) -> None:
     engine = engines[scanner]
     rng = random.Random(7)
     many, cards = _many_cards_line(rng, 200)
     assert MAX_MATCHES_PER_LINE < 200
     more, more_cards = _many_cards_line(rng, MAX_MATCHES_PER_LINE + 1)
     edge, edge_cards = _many_cards_line(rng, MAX_MATCHES_PER_LINE)
-    rows = ["clean first line", many, "password=Zq8vN2pLx4Rt in the middle", many, more, "clean", edge, many]
+    rows = [
+        "clean first line",
+        many,
+        "password=Zq8vN2pLx4Rt in the middle",
+        many,
+        more,
+        "clean",
+        edge,
+        many,
+    ]
     for tail in ("", "\n"):  # with and without a final newline
         buf = ("\n".join(rows) + tail).encode()
         out = _chunk(engine, buf)

@@ -21,7 +21,11 @@ from redactor.testing import find_leaks
 
 from conftest import digits_only, luhn_complete
 
-PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # brand: (IIN prefixes, lengths)
 BRANDS: dict[str, tuple[list[str], list[int]]] = {
@@ -37,11 +41,19 @@ BRANDS: dict[str, tuple[list[str], list[int]]] = {
     "mir": (["2200", "2204"], [16]),
 }
 
-GROUPINGS = {13: [(4, 4, 5)], 14: [(4, 6, 4)], 15: [(4, 6, 5)], 16: [(4, 4, 4, 4)], 19: [(4, 4, 4, 4, 3)]}
+GROUPINGS = {
+    13: [(4, 4, 5)],
+    14: [(4, 6, 4)],
+    15: [(4, 6, 5)],
+    16: [(4, 4, 4, 4)],
+    19: [(4, 4, 4, 4, 3)],
+}
 
 # Text around a secret: printable, no digits (a digit right next to a number changes what the
 # number is), separated from the secret by a space.
-FILLER_ALPHABET = "".join(c for c in string.printable if not c.isdigit() and c not in "\r\n\x0b\x0c")
+FILLER_ALPHABET = "".join(
+    c for c in string.printable if not c.isdigit() and c not in "\r\n\x0b\x0c"
+)
 filler = st.text(alphabet=FILLER_ALPHABET, max_size=40)
 
 
@@ -51,7 +63,13 @@ def cards(draw: st.DrawFn) -> str:
     prefixes, lengths = BRANDS[brand]
     prefix = draw(st.sampled_from(prefixes))
     length = draw(st.sampled_from(lengths))
-    body = draw(st.text(alphabet="0123456789", min_size=length - len(prefix) - 1, max_size=length - len(prefix) - 1))
+    body = draw(
+        st.text(
+            alphabet="0123456789",
+            min_size=length - len(prefix) - 1,
+            max_size=length - len(prefix) - 1,
+        )
+    )
     number = luhn_complete(prefix + body)
     style = draw(st.sampled_from(["contiguous", " ", "-"]))
     if style == "contiguous" or length not in GROUPINGS:
@@ -94,7 +112,9 @@ def keys(draw: st.DrawFn) -> str:
     return name
 
 
-token_values = st.text(alphabet=string.ascii_letters + string.digits + "-_./+", min_size=8, max_size=40).filter(not_placeholder_like)
+token_values = st.text(
+    alphabet=string.ascii_letters + string.digits + "-_./+", min_size=8, max_size=40
+).filter(not_placeholder_like)
 
 
 def _wrap(before: str, secret: str, after: str) -> str:
@@ -103,7 +123,9 @@ def _wrap(before: str, secret: str, after: str) -> str:
 
 @PROFILE
 @given(card=cards(), before=filler, after=filler)
-def test_generated_cards_never_survive(engine: Redactor, card: str, before: str, after: str) -> None:
+def test_generated_cards_never_survive(
+    engine: Redactor, card: str, before: str, after: str
+) -> None:
     assert card_number(card), "generator bug: not a valid card number"
     out = engine.redact(_wrap(before, card, after))
     leading = digits_only(card)[:-4]
@@ -115,19 +137,36 @@ def test_generated_cards_never_survive(engine: Redactor, card: str, before: str,
 
 @PROFILE
 @given(value=ssns(), before=filler, after=filler)
-def test_generated_dashed_ssns_never_survive(engine: Redactor, value: str, before: str, after: str) -> None:
+def test_generated_dashed_ssns_never_survive(
+    engine: Redactor, value: str, before: str, after: str
+) -> None:
     out = engine.redact(_wrap(before, value, after))
     leaked = find_leaks(out, [value, value[:6]])
     assert not leaked, "the SSN (or its area-group) survived"
 
 
 @PROFILE
-@given(key=keys(), value=token_values, sep=st.sampled_from(["=", ": ", "=\"", "='"]), before=filler, after=filler)
-def test_generated_keyname_assignments_never_survive(engine: Redactor, key: str, value: str, sep: str, before: str, after: str) -> None:
+@given(
+    key=keys(),
+    value=token_values,
+    sep=st.sampled_from(["=", ": ", '="', "='"]),
+    before=filler,
+    after=filler,
+)
+def test_generated_keyname_assignments_never_survive(
+    engine: Redactor, key: str, value: str, sep: str, before: str, after: str
+) -> None:
     close = sep[-1] if sep[-1] in "\"'" else ""
     # Documented: after a bare colon a short plain word ("credentials: invalid") or a lowercase
     # identifier ("ERROR in credentials: payment_intent ...") is prose, not a value.
-    assume(not (sep == ": " and re.match(r"""(?:[A-Za-z]{1,11}|[a-z_]{1,40})(?:[\s"'`,;&(){}\[\]<>\\.:]|$)""", value)))
+    assume(
+        not (
+            sep == ": "
+            and re.match(
+                r"""(?:[A-Za-z]{1,11}|[a-z_]{1,40})(?:[\s"'`,;&(){}\[\]<>\\.:]|$)""", value
+            )
+        )
+    )
     assume(value not in before and value not in after)
     # Documented: under "pwd" alone an absolute path is the shell's working directory.
     assume(not (key.lower() == "pwd" and value.startswith(("/", "~/"))))
@@ -141,7 +180,13 @@ fragments = st.one_of(
     cards(),
     ssns(),
     st.builds(lambda k, v: f"{k}={v}", keys(), token_values),
-    st.sampled_from(["trace_id=4bf92f3577b34da6a3ce929b0e0e4736", '{"password": "x1y2z3w4"}', "Authorization: Bearer abcdef123456"]),
+    st.sampled_from(
+        [
+            "trace_id=4bf92f3577b34da6a3ce929b0e0e4736",
+            '{"password": "x1y2z3w4"}',
+            "Authorization: Bearer abcdef123456",
+        ]
+    ),
 )
 
 

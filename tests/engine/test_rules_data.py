@@ -35,22 +35,32 @@ def write_pack(directory: Path, name: str, body: str, header: bool = True) -> Pa
 
 @pytest.mark.parametrize("scanner", SCANNERS)
 def test_every_shipped_example_holds(settings: Settings, scanner: str) -> None:
-    redactor = create_redactor(settings.with_overrides(enabled_packs=frozenset(_off_by_default_packs())), scanner=scanner)
+    redactor = create_redactor(
+        settings.with_overrides(enabled_packs=frozenset(_off_by_default_packs())), scanner=scanner
+    )
     checked, failures = check_all(redactor)
     assert checked > 100, f"only {checked} examples checked: are the packs loaded?"
     assert redactor.scanner.name == scanner
     # ExampleFailure.__str__ names the rule and the example's index, never its text.
-    assert not failures, f"{len(failures)} failing examples under {scanner}:\n" + "\n".join(map(str, failures))
+    assert not failures, f"{len(failures)} failing examples under {scanner}:\n" + "\n".join(
+        map(str, failures)
+    )
 
 
 def _off_by_default_packs() -> list[str]:
     from redactor.engine.rules import load_pack
 
-    return [load_pack(p)[0].name for p in sorted(DEFAULT_RULES_DIR.glob("*.toml")) if not load_pack(p)[0].enabled_by_default]
+    return [
+        load_pack(p)[0].name
+        for p in sorted(DEFAULT_RULES_DIR.glob("*.toml"))
+        if not load_pack(p)[0].enabled_by_default
+    ]
 
 
 def test_every_rule_has_examples(settings: Settings) -> None:
-    redactor = create_redactor(settings.with_overrides(enabled_packs=frozenset(_off_by_default_packs())))
+    redactor = create_redactor(
+        settings.with_overrides(enabled_packs=frozenset(_off_by_default_packs()))
+    )
     missing = [r.id for r in redactor.rules if not r.must_match]
     assert not missing, f"rules without must_match examples: {missing}"
 
@@ -68,19 +78,46 @@ def test_a_good_custom_pack_loads_and_masks(tmp_path: Path, settings: Settings) 
 
 BAD_PACKS = {
     "bad_toml": ('[[rules]\nid = "x"', "invalid TOML"),
-    "unknown_validator": (GOOD_RULE.replace('pattern =', 'validator = "crc64"\npattern ='), "unknown validator"),
-    "unknown_field": (GOOD_RULE.replace('pattern =', 'colour = "red"\npattern ='), "unknown field"),
-    "bad_label": (GOOD_RULE.replace('label = "widget"', 'label = "Widget Key"'), "label must match"),
-    "bad_pattern": (GOOD_RULE.replace("(?P<secret>wdg_[a-z0-9]{8})", "(?P<secret>wdg_[a-z0-9]{8}"), "pattern does not compile"),
-    "bad_trigger": (GOOD_RULE.replace("trigger = 'wdg_'", "trigger = 'wdg_('"), "trigger does not compile"),
-    "bad_category": (GOOD_RULE.replace('category = "secret"', 'category = "stuff"'), "category must be one of"),
-    "bad_mask": (GOOD_RULE.replace('pattern =', 'mask = "rot13"\npattern ='), "unknown mask"),
+    "unknown_validator": (
+        GOOD_RULE.replace("pattern =", 'validator = "crc64"\npattern ='),
+        "unknown validator",
+    ),
+    "unknown_field": (GOOD_RULE.replace("pattern =", 'colour = "red"\npattern ='), "unknown field"),
+    "bad_label": (
+        GOOD_RULE.replace('label = "widget"', 'label = "Widget Key"'),
+        "label must match",
+    ),
+    "bad_pattern": (
+        GOOD_RULE.replace("(?P<secret>wdg_[a-z0-9]{8})", "(?P<secret>wdg_[a-z0-9]{8}"),
+        "pattern does not compile",
+    ),
+    "bad_trigger": (
+        GOOD_RULE.replace("trigger = 'wdg_'", "trigger = 'wdg_('"),
+        "trigger does not compile",
+    ),
+    "bad_category": (
+        GOOD_RULE.replace('category = "secret"', 'category = "stuff"'),
+        "category must be one of",
+    ),
+    "bad_mask": (GOOD_RULE.replace("pattern =", 'mask = "rot13"\npattern ='), "unknown mask"),
     "bad_id": (GOOD_RULE.replace('id = "test.widget"', 'id = "Test Widget!"'), "invalid rule id"),
-    "missing_pattern": ("\n".join(ln for ln in GOOD_RULE.splitlines() if not ln.startswith("pattern")), "'pattern' must be"),
-    "example_secret_not_in_text": (GOOD_RULE.replace('secret = "wdg_a1b2c3d4"', 'secret = "wdg_other000"'), "substring"),
-    "bad_keyname": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pass word"]\n', "key name"),
+    "missing_pattern": (
+        "\n".join(ln for ln in GOOD_RULE.splitlines() if not ln.startswith("pattern")),
+        "'pattern' must be",
+    ),
+    "example_secret_not_in_text": (
+        GOOD_RULE.replace('secret = "wdg_a1b2c3d4"', 'secret = "wdg_other000"'),
+        "substring",
+    ),
+    "bad_keyname": (
+        '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pass word"]\n',
+        "key name",
+    ),
     "keyname_without_names": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\n', "needs 'names'"),
-    "keyname_bad_value": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pin"]\nvalue = "all"\n', "'value' must be"),
+    "keyname_bad_value": (
+        '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pin"]\nvalue = "all"\n',
+        "'value' must be",
+    ),
 }
 
 
@@ -139,11 +176,15 @@ def test_enabling_an_unknown_pack_is_an_error(settings: Settings) -> None:
 def test_pack_switches(tmp_path: Path) -> None:
     write_pack(tmp_path, "widgets", GOOD_RULE)
     off = GOOD_RULE.replace("test.widget", "test.gadget").replace("wdg_", "gdg_")
-    (tmp_path / "gadgets.toml").write_text('[pack]\nname = "gadgets"\nenabled_by_default = false\n' + off)
+    (tmp_path / "gadgets.toml").write_text(
+        '[pack]\nname = "gadgets"\nenabled_by_default = false\n' + off
+    )
     ids = lambda rs: sorted(r.id for r in rs.rules)  # noqa: E731
     assert ids(load_ruleset([tmp_path])) == ["test.widget"]
     assert ids(load_ruleset([tmp_path], enabled=["gadgets"])) == ["test.gadget", "test.widget"]
-    assert ids(load_ruleset([tmp_path], enabled=["gadgets"], disabled=["widgets"])) == ["test.gadget"]
+    assert ids(load_ruleset([tmp_path], enabled=["gadgets"], disabled=["widgets"])) == [
+        "test.gadget"
+    ]
     assert [p.name for p in load_ruleset([tmp_path], disabled=["widgets"]).packs] == []
 
 

@@ -65,7 +65,9 @@ def test_sensitive_keys_mask_whatever_the_type(engine: Redactor, value: object) 
     masked = out["password"]
     assert type(masked) is (bytes if isinstance(value, bytes) else str)
     text = masked.decode() if isinstance(masked, bytes) else masked
-    assert PLACEHOLDER_RE.fullmatch(text) and text.startswith("[password#"), "not a password placeholder"
+    assert PLACEHOLDER_RE.fullmatch(text) and text.startswith("[password#"), (
+        "not a password placeholder"
+    )
     assert [f.path for f in findings] == ["password"]
     assert findings[0].rule_id == "keyname.password"
 
@@ -88,13 +90,28 @@ def test_none_and_bool_under_sensitive_keys_stay(engine: Redactor) -> None:
     assert engine.redact(record) is record
 
 
-@pytest.mark.parametrize("key", ["password", "db_password", "SMTP_PASSWORD", "x-api-key", "secretAccessKey", "Authorization", "pw", "accessToken"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "db_password",
+        "SMTP_PASSWORD",
+        "x-api-key",
+        "secretAccessKey",
+        "Authorization",
+        "pw",
+        "accessToken",
+    ],
+)
 def test_key_grammar(engine: Redactor, key: str) -> None:
     out = engine.redact({key: "opaque-value-123"})
     assert PLACEHOLDER_RE.fullmatch(out[key]), f"value under {key!r} not masked"
 
 
-@pytest.mark.parametrize("key", ["password_policy", "token_type", "author", "bypass", "compass", "max_tokens", "secret_name"])
+@pytest.mark.parametrize(
+    "key",
+    ["password_policy", "token_type", "author", "bypass", "compass", "max_tokens", "secret_name"],
+)
 def test_keys_that_only_resemble_sensitive_names(engine: Redactor, key: str) -> None:
     record = {key: "plain"}
     assert engine.redact(record) is record
@@ -115,7 +132,12 @@ def test_findings_carry_path_rule_category_ref_and_offsets(redactor: Redactor) -
     assert card.mask in out["a"]["b"][2]["c"] and card.ref in card.mask
     assert len(card.ref) == 8 and PLACEHOLDER_RE.fullmatch(card.mask).group("ref") == card.ref
     pw = by_path["user.password"]
-    assert (pw.rule_id, pw.category, pw.start, pw.end) == ("keyname.password", "secret", 0, len(PASSWORD))
+    assert (pw.rule_id, pw.category, pw.start, pw.end) == (
+        "keyname.password",
+        "secret",
+        0,
+        len(PASSWORD),
+    )
     assert out["user"]["password"] == pw.mask
     assert redactor.redactions["card.pan"] == 1 and redactor.redactions["keyname.password"] == 1
 
@@ -183,7 +205,9 @@ def test_depth_100_dicts_fail_closed(redactor: Redactor) -> None:
     node["password"] = PASSWORD
     out = redactor.redact(root)
     assert_no_leak(repr(out), [CARD, PASSWORD])
-    assert FAILED_PLACEHOLDER in repr(out), "the too-deep subtree should become the failure placeholder"
+    assert FAILED_PLACEHOLDER in repr(out), (
+        "the too-deep subtree should become the failure placeholder"
+    )
     assert redactor.failures >= 1
     # Shallow structure kept intact above the cut.
     assert isinstance(out["k"]["k"]["k"], dict)

@@ -84,7 +84,9 @@ def test_published_test_pans_are_masked(engine: Redactor, case: tuple[str, str])
         text = context.format(written)
         out = _redact(engine, text)
         assert_no_leak(out, [written, digits[:-4]], where=f"output of context {context!r}")
-        assert f"****-****-****-{digits[-4:]}#" in out, f"no card mask with the last 4 in context {context!r}"
+        assert f"****-****-****-{digits[-4:]}#" in out, (
+            f"no card mask with the last 4 in context {context!r}"
+        )
         digits_survive = digits[:-4] in digits_only(out)
         assert not digits_survive, f"leading digits survive in context {context!r}"
 
@@ -107,7 +109,9 @@ CARD_NEIGHBOURS = [
 
 
 @pytest.mark.parametrize("context", CARD_NEIGHBOURS)
-@pytest.mark.parametrize("pan", ["4111111111111111", "4111-1111-1111-1111", "4111 1111 1111 1111", "378282246310005"])
+@pytest.mark.parametrize(
+    "pan", ["4111111111111111", "4111-1111-1111-1111", "4111 1111 1111 1111", "378282246310005"]
+)
 def test_card_followed_by_a_number_is_masked(engine: Redactor, pan: str, context: str) -> None:
     out = _redact(engine, context.format(pan))
     assert_no_leak(out, [pan, digits_only(pan)[:-4]], where=f"context {context!r}")
@@ -166,12 +170,37 @@ KEYNAME_CASES = [
     ("json-nested", '{"db":{"credentials":{"secret":"s9Fk3LmQ2xZ"}}}', "s9Fk3LmQ2xZ", "secret"),
     ("escaped-json", '{"msg": "{\\"password\\": \\"Zq8vN2pLx4Rt\\"}"}', "Zq8vN2pLx4Rt", "password"),
     ("escaped-json-bare", 'log="{\\"access_token\\":\\"t0kV4lu3Xy9Q\\"}"', "t0kV4lu3Xy9Q", "token"),
-    ("python-repr", "{'passphrase': 'correct horse battery staple'}", "correct horse battery staple", "password"),
-    ("python-repr-kwargs", "connect(user='ana', password='Zq8vN2pLx4Rt')", "Zq8vN2pLx4Rt", "password"),
+    (
+        "python-repr",
+        "{'passphrase': 'correct horse battery staple'}",
+        "correct horse battery staple",
+        "password",
+    ),
+    (
+        "python-repr-kwargs",
+        "connect(user='ana', password='Zq8vN2pLx4Rt')",
+        "Zq8vN2pLx4Rt",
+        "password",
+    ),
     ("logfmt", "level=info msg=login password=Zq8vN2pLx4Rt user=ana", "Zq8vN2pLx4Rt", "password"),
-    ("logfmt-quoted", 'level=info client_secret="f24gHyhjZ64QC0wiPpNvt6" ok=1', "f24gHyhjZ64QC0wiPpNvt6", "secret"),
-    ("query", "GET /cb?code=1&access_token=9f8e7d6c5b4aQ&expires_in=3600", "9f8e7d6c5b4aQ", "token"),
-    ("query-first", "GET /login?password=Zq8vN2pLx4Rt&user=ana HTTP/1.1", "Zq8vN2pLx4Rt", "password"),
+    (
+        "logfmt-quoted",
+        'level=info client_secret="f24gHyhjZ64QC0wiPpNvt6" ok=1',
+        "f24gHyhjZ64QC0wiPpNvt6",
+        "secret",
+    ),
+    (
+        "query",
+        "GET /cb?code=1&access_token=9f8e7d6c5b4aQ&expires_in=3600",
+        "9f8e7d6c5b4aQ",
+        "token",
+    ),
+    (
+        "query-first",
+        "GET /login?password=Zq8vN2pLx4Rt&user=ana HTTP/1.1",
+        "Zq8vN2pLx4Rt",
+        "password",
+    ),
     ("header", "X-Api-Key: a1b2c3d4e5f6g7h8", "a1b2c3d4e5f6g7h8", None),
     ("header-auth", "Authorization: Basic YWRtaW46cGFzc3dvcmQ=", "YWRtaW46cGFzc3dvcmQ=", None),
     ("header-cookie", "Cookie: session=8f7e6d5cQ1; theme=dark", "8f7e6d5cQ1", "cookie"),
@@ -188,7 +217,9 @@ KEYNAME_CASES = [
 
 
 @pytest.mark.parametrize("case", KEYNAME_CASES, ids=[c[0] for c in KEYNAME_CASES])
-def test_keyname_values_are_masked(engine: Redactor, case: tuple[str, str, str, str | None]) -> None:
+def test_keyname_values_are_masked(
+    engine: Redactor, case: tuple[str, str, str, str | None]
+) -> None:
     _, text, secret, label = case
     out = _redact(engine, text)
     assert_no_leak(out, [secret])

@@ -47,11 +47,23 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "policy.toml").write_text(POLICY)
     clock = Clock()
     monkeypatch.setattr(_grant, "CLOCK", clock)
-    reader = FakeVaultReader([
-        make_record(KEY, T1, "checkout card={0} ssn={1} key={2}",
-                    [Secret("card", "card", CARD), Secret("ssn", "ssn", SSN), Secret("secret", "stripe_key", TOKEN)]),
-        make_record(KEY, T2, "other ssn={0}", [Secret("ssn", "ssn", "987-65-4329")], record_id="r2"),
-    ])
+    reader = FakeVaultReader(
+        [
+            make_record(
+                KEY,
+                T1,
+                "checkout card={0} ssn={1} key={2}",
+                [
+                    Secret("card", "card", CARD),
+                    Secret("ssn", "ssn", SSN),
+                    Secret("secret", "stripe_key", TOKEN),
+                ],
+            ),
+            make_record(
+                KEY, T2, "other ssn={0}", [Secret("ssn", "ssn", "987-65-4329")], record_id="r2"
+            ),
+        ]
+    )
     monkeypatch.setattr(_grant, "READER_FACTORY", lambda: reader)
     return tmp_path, clock, reader
 
@@ -70,7 +82,9 @@ def request(capsys, *extra: str) -> str:
 
 def test_workflow_and_refusals(env, capsys):
     home, clock, reader = env
-    gid = request(capsys, "--category", "card,ssn", "--reason", "INC-7 chargeback", "--duration", "30m")
+    gid = request(
+        capsys, "--category", "card,ssn", "--reason", "INC-7 chargeback", "--duration", "30m"
+    )
     rc, _, err = run(capsys, "grant", "approve", gid, "--as", "alice")
     assert rc == 3 and "own request" in err
     rc, out, _ = run(capsys, "grant", "approve", gid, "--as", "carol")
@@ -129,7 +143,7 @@ def test_revoke_and_apply(env, capsys, tmp_path):
 
 def test_policy_errors_fail_closed(env, capsys):
     home, _, _ = env
-    (home / "policy.toml").write_text('[category.card]\napprovals_required = 0\n')
+    (home / "policy.toml").write_text("[category.card]\napprovals_required = 0\n")
     rc, _, err = run(capsys, "grant", "list", "--as", "alice")
     assert rc == 2 and "category.card.approvals_required" in err
     (home / "policy.toml").write_text('[category.card]\napprovers = ["nobody-group"]\n')
@@ -138,7 +152,9 @@ def test_policy_errors_fail_closed(env, capsys):
 
 
 def test_missing_identity(env, capsys):
-    rc, _, err = run(capsys, "grant", "request", "--trace", T1, "--category", "ssn", "--reason", "x")
+    rc, _, err = run(
+        capsys, "grant", "request", "--trace", T1, "--category", "ssn", "--reason", "x"
+    )
     assert rc == 1 and "--as" in err
 
 
@@ -149,12 +165,15 @@ def _tamper(db: Path, sql: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("sql, broken", [
-    ("UPDATE audit SET body = replace(body, '\"alice\"', '\"mallory\"') WHERE seq = 2", 2),
-    ("DELETE FROM audit WHERE seq = 2", 2),
-    ("UPDATE audit SET seq = seq + 100 WHERE seq = 2", 2),
-    ("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)", 4),
-])
+@pytest.mark.parametrize(
+    "sql, broken",
+    [
+        ("UPDATE audit SET body = replace(body, '\"alice\"', '\"mallory\"') WHERE seq = 2", 2),
+        ("DELETE FROM audit WHERE seq = 2", 2),
+        ("UPDATE audit SET seq = seq + 100 WHERE seq = 2", 2),
+        ("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)", 4),
+    ],
+)
 def test_audit_verify_finds_tampering(env, capsys, sql, broken):
     home, _, _ = env
     for _ in range(2):

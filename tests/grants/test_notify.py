@@ -61,7 +61,9 @@ def receiver() -> Iterator[Receiver]:
 def test_lifecycle_events_with_retries(receiver: Receiver) -> None:
     notifier = WebhookNotifier([WebhookTarget(receiver.url)], backoff_s=0.01)
     svc = GrantService(GrantStore(":memory:"), parse_policy({}), notifier=notifier)
-    reader = FakeVaultReader([make_record(b"k" * 32, T1, "card={0}", [Secret("card", "card", CARD)])])
+    reader = FakeVaultReader(
+        [make_record(b"k" * 32, T1, "card={0}", [Secret("card", "card", CARD)])]
+    )
     started = time.monotonic()
     g = svc.request(Identity("alice"), traces=[T1], categories=["card"], reason="INC-1")
     assert time.monotonic() - started < 0.5  # delivery (with its retries) is off the caller's path
@@ -81,21 +83,32 @@ def test_lifecycle_events_with_retries(receiver: Receiver) -> None:
 def test_slack_format_and_break_glass() -> None:
     r = Receiver()
     try:
-        policy = parse_policy({"groups": {"oncall": ["erin"]}, "break_glass": {"groups": ["oncall"]}})
-        notifier = WebhookNotifier([WebhookTarget(r.url, format="slack", events=frozenset({"break_glass"}))])
+        policy = parse_policy(
+            {"groups": {"oncall": ["erin"]}, "break_glass": {"groups": ["oncall"]}}
+        )
+        notifier = WebhookNotifier(
+            [WebhookTarget(r.url, format="slack", events=frozenset({"break_glass"}))]
+        )
         svc = GrantService(GrantStore(":memory:"), policy, notifier=notifier)
-        svc.request(Identity("erin"), traces=[T1], categories=["secret"], reason="outage", break_glass=True)
-        svc.request(Identity("erin"), traces=[T1], categories=["secret"], reason="normal")  # not subscribed
+        svc.request(
+            Identity("erin"), traces=[T1], categories=["secret"], reason="outage", break_glass=True
+        )
+        svc.request(
+            Identity("erin"), traces=[T1], categories=["secret"], reason="normal"
+        )  # not subscribed
         assert notifier.flush(5.0)
         assert len(r.bodies) == 1
-        assert "BREAK-GLASS" in r.bodies[0]["text"] and r.bodies[0]["blocks"][0]["type"] == "section"
+        assert (
+            "BREAK-GLASS" in r.bodies[0]["text"] and r.bodies[0]["blocks"][0]["type"] == "section"
+        )
     finally:
         r.close()
 
 
 def test_dead_receiver_does_not_block() -> None:
-    notifier = WebhookNotifier([WebhookTarget("http://127.0.0.1:9/x")], max_attempts=2, backoff_s=0.01,
-                               timeout_s=0.5)
+    notifier = WebhookNotifier(
+        [WebhookTarget("http://127.0.0.1:9/x")], max_attempts=2, backoff_s=0.01, timeout_s=0.5
+    )
     notifier.notify({"event": "request", "grant": {}})
     assert notifier.flush(5.0)
     assert notifier.failed == 1 and notifier.delivered == 0

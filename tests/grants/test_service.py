@@ -41,11 +41,27 @@ def clock() -> Clock:
 
 @pytest.fixture
 def reader() -> FakeVaultReader:
-    return FakeVaultReader([
-        make_record(KEY, T1, "pay card={0} ssn={1} token={2}",
-                    [Secret("card", "card", CARD), Secret("ssn", "ssn", SSN), Secret("secret", "github_token", TOKEN)]),
-        make_record(KEY, T2, "other card={0}", [Secret("card", "card", "5500000000000004")], record_id="r2"),
-    ])
+    return FakeVaultReader(
+        [
+            make_record(
+                KEY,
+                T1,
+                "pay card={0} ssn={1} token={2}",
+                [
+                    Secret("card", "card", CARD),
+                    Secret("ssn", "ssn", SSN),
+                    Secret("secret", "github_token", TOKEN),
+                ],
+            ),
+            make_record(
+                KEY,
+                T2,
+                "other card={0}",
+                [Secret("card", "card", "5500000000000004")],
+                record_id="r2",
+            ),
+        ]
+    )
 
 
 def svc(clock: Clock, policy=None) -> GrantService:
@@ -108,11 +124,21 @@ def test_revoke_closes_window(clock, reader):
 POLICY = {
     "pending_ttl": "10m",
     "admin_groups": ["security"],
-    "groups": {"oncall": ["alice", "erin"], "security": ["carol", "dave", "frank"], "leads": ["bob"]},
+    "groups": {
+        "oncall": ["alice", "erin"],
+        "security": ["carol", "dave", "frank"],
+        "leads": ["bob"],
+    },
     "break_glass": {"groups": ["oncall"], "max_duration": "5m"},
     "category": {
-        "card": {"requesters": ["oncall"], "approvers": ["security"], "approvals_required": 2,
-                 "max_duration": "30m", "reason_pattern": "^INC-[0-9]+", "reveal": "last4"},
+        "card": {
+            "requesters": ["oncall"],
+            "approvers": ["security"],
+            "approvals_required": 2,
+            "max_duration": "30m",
+            "reason_pattern": "^INC-[0-9]+",
+            "reveal": "last4",
+        },
         "secret": {"approvers": ["leads", "security"]},
     },
 }
@@ -152,7 +178,14 @@ def test_break_glass(clock, reader, caplog):
     with pytest.raises(NotAllowed):
         s.request(BOB, traces=[T1], categories=["secret"], reason="fire", break_glass=True)
     with pytest.raises(GrantError, match="exceeds"):
-        s.request(ALICE, traces=[T1], categories=["secret"], reason="fire", duration_s=3600, break_glass=True)
+        s.request(
+            ALICE,
+            traces=[T1],
+            categories=["secret"],
+            reason="fire",
+            duration_s=3600,
+            break_glass=True,
+        )
     with caplog.at_level(logging.INFO, logger="redactor.audit"):
         g = s.request(ALICE, traces=[T1], categories=["secret"], reason="fire", break_glass=True)
         assert g.status == "active" and g.break_glass and g.duration_s == 300
@@ -190,8 +223,13 @@ def test_apply_lines(clock, reader):
 
 def test_input_validation(clock):
     s = svc(clock)
-    for kwargs in [dict(traces=[], refs=[]), dict(traces=["bad trace"]), dict(refs=["UPPER123"]),
-                   dict(traces=[T1], categories=["nope"]), dict(traces=[T1], reason=" ")]:
+    for kwargs in [
+        dict(traces=[], refs=[]),
+        dict(traces=["bad trace"]),
+        dict(refs=["UPPER123"]),
+        dict(traces=[T1], categories=["nope"]),
+        dict(traces=[T1], reason=" "),
+    ]:
         args = dict(categories=["card"], reason="r") | kwargs
         with pytest.raises(GrantError):
             s.request(ALICE, **args)
@@ -200,10 +238,13 @@ def test_input_validation(clock):
 def test_conditions_refuse_outside_window_but_not_break_glass(clock, reader):
     import datetime as dt
 
-    policy = parse_policy({
-        "groups": {"oncall": ["alice"]}, "break_glass": {"groups": ["oncall"]},
-        "category": {"secret": {"conditions": {"hours": ["09:00-17:00"], "timezone": "UTC"}}},
-    })
+    policy = parse_policy(
+        {
+            "groups": {"oncall": ["alice"]},
+            "break_glass": {"groups": ["oncall"]},
+            "category": {"secret": {"conditions": {"hours": ["09:00-17:00"], "timezone": "UTC"}}},
+        }
+    )
     s = svc(clock, policy)
     clock.now = dt.datetime(2024, 1, 1, 20, 0, tzinfo=dt.UTC).timestamp()
     g = s.request(ALICE, traces=[T1], categories=["secret"], reason="INC-6")

@@ -56,7 +56,9 @@ def _clone(engine: Redactor, cls: type[Redactor]) -> Redactor:
     return cls(engine.ruleset, ref_key=engine._ref_key)
 
 
-def _stream_logger(name: str, flt: logging.Filter) -> tuple[logging.Logger, io.StringIO, logging.Handler]:
+def _stream_logger(
+    name: str, flt: logging.Filter
+) -> tuple[logging.Logger, io.StringIO, logging.Handler]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(DumpFormatter("%(levelname)s %(message)s"))
@@ -115,7 +117,9 @@ def test_structlog_and_otel_fail_closed(engine: Redactor) -> None:
 
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(wrapper))
-    with tracer_provider.get_tracer("x").start_as_current_span(f"pay {CARD}", attributes={"c": CARD2}):
+    with tracer_provider.get_tracer("x").start_as_current_span(
+        f"pay {CARD}", attributes={"c": CARD2}
+    ):
         pass
     assert_no_leak(spans.get_finished_spans()[0].to_json(), [CARD, CARD2], "otel spans")
 
@@ -134,7 +138,9 @@ def test_vault_failure_never_reaches_host(engine: Redactor) -> None:
         def stats(self) -> dict[str, int]:
             return {}
 
-    logger, stream, _ = _stream_logger("behaviour.vault", RedactingFilter(engine, vault=BrokenVault()))
+    logger, stream, _ = _stream_logger(
+        "behaviour.vault", RedactingFilter(engine, vault=BrokenVault())
+    )
     logger.info("pay %s", CARD)
     assert "[card:" in stream.getvalue()
 
@@ -197,11 +203,19 @@ def test_dict_config_filter_and_handler_by_name_and_by_dict(
                 "target": "console",
                 "settings": settings,
             },
-            "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"},
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stdout",
+            },
             "inline": {
                 "class": "redactor.integrations.logging.RedactingHandler",
                 "settings": settings,
-                "target": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"},
+                "target": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "plain",
+                    "stream": "ext://sys.stdout",
+                },
             },
             "filtered": {
                 "class": "logging.StreamHandler",
@@ -211,7 +225,11 @@ def test_dict_config_filter_and_handler_by_name_and_by_dict(
             },
         },
         "loggers": {
-            "cfg": {"handlers": ["a_wrapped", "inline", "filtered"], "propagate": False, "level": "INFO"}
+            "cfg": {
+                "handlers": ["a_wrapped", "inline", "filtered"],
+                "propagate": False,
+                "level": "INFO",
+            }
         },
     }
     logging.config.dictConfig(config)
@@ -302,7 +320,9 @@ def test_trace_source_order_is_configurable(engine: Redactor, writer: Any, reade
     assert vault_originals(writer, reader, span_trace) == []
 
 
-def test_otel_log_record_uses_its_own_span_context(engine: Redactor, writer: Any, reader: Any) -> None:
+def test_otel_log_record_uses_its_own_span_context(
+    engine: Redactor, writer: Any, reader: Any
+) -> None:
     trace_id = new_trace_id()
     exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()
@@ -334,7 +354,9 @@ def test_clean_span_is_passed_through_uncopied(engine: Redactor) -> None:
 
     inner = InMemorySpanExporter()
     wrapper = RedactingSpanExporter(inner, engine, vault=False)
-    with TracerProvider().get_tracer("x").start_as_current_span("clean", attributes={"n": 1}) as span:
+    with (
+        TracerProvider().get_tracer("x").start_as_current_span("clean", attributes={"n": 1}) as span
+    ):
         span.add_event("tick", {"ok": True})
     readable = span._readable_span()  # what the SDK hands span processors at end()
     assert wrapper.export([readable]) is SpanExportResult.SUCCESS
@@ -363,9 +385,14 @@ def test_metrics_observed_through_otel(engine: Redactor, writer: Any) -> None:
         for m in sm.metrics
     }
     assert points["redactor.redactions"][0].value == 2
-    assert dict(points["redactor.redactions"][0].attributes) == {"rule_id": "card.visa", "category": "card"}
+    assert dict(points["redactor.redactions"][0].attributes) == {
+        "rule_id": "card.visa",
+        "category": "card",
+    }
     assert points["redactor.redaction_failures"][0].value == 1
-    assert {"redactor.vault.dropped", "redactor.vault.errors", "redactor.vault.enqueued"} <= set(points)
+    assert {"redactor.vault.dropped", "redactor.vault.errors", "redactor.vault.enqueued"} <= set(
+        points
+    )
 
 
 def test_internal_logger_does_not_propagate() -> None:

@@ -46,12 +46,16 @@ _leaves = st.one_of(
     st.none(),
     st.builds(_Pooled, st.integers(0, len(_POOL) - 1)),
 )
-_keys = st.one_of(st.text(max_size=12), st.sampled_from(["password", "api_key", "user", "note", "token"]))
+_keys = st.one_of(
+    st.text(max_size=12), st.sampled_from(["password", "api_key", "user", "note", "token"])
+)
 _values = st.recursive(
     _leaves,
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(_keys, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(_keys, children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -70,7 +74,9 @@ def test_clean_means_the_engine_changes_nothing(engine: Redactor, drawn: dict[st
     if check.mapping(record):
         assert _unchanged_by_engine(engine, record), "passed as clean, but the engine changes it"
     if check.values(list(record.values())):
-        assert all(_unchanged_by_engine(engine, v) for v in record.values()), "values passed as clean"
+        assert all(_unchanged_by_engine(engine, v) for v in record.values()), (
+            "values passed as clean"
+        )
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ THREADS = 8
 PER_THREAD = 40
 
 
-def test_many_threads_no_lost_or_duplicated_vault_entries(engine: Any, writer: Any, reader: Any) -> None:
+def test_many_threads_no_lost_or_duplicated_vault_entries(
+    engine: Any, writer: Any, reader: Any
+) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter(engine, writer))
@@ -33,8 +35,10 @@ def test_many_threads_no_lost_or_duplicated_vault_entries(engine: Any, writer: A
     struct_stream = io.StringIO()
     struct_logger = structlog.wrap_logger(
         structlog.PrintLogger(struct_stream),
-        processors=[RedactingProcessor(engine, writer, trace_sources=["field"], trace_field="tid"),
-                    structlog.processors.JSONRenderer()],
+        processors=[
+            RedactingProcessor(engine, writer, trace_sources=["field"], trace_field="tid"),
+            structlog.processors.JSONRenderer(),
+        ],
     )
     traces: list[list[str]] = [[] for _ in range(THREADS)]
     barrier = threading.Barrier(THREADS)
@@ -65,7 +69,9 @@ def test_many_threads_no_lost_or_duplicated_vault_entries(engine: Any, writer: A
         records = reader.records_for_trace(trace_id)
         originals = [o.original for r in records for o in r.originals]
         if len(records) != 1 or len(originals) != 1 or originals[0] != CARD:
-            pytest.fail(f"trace {trace_id}: {len(records)} records, {len(originals)} originals (want 1/1)")
+            pytest.fail(
+                f"trace {trace_id}: {len(records)} records, {len(originals)} originals (want 1/1)"
+            )
     after = writer.stats()
     assert after["dropped"] == before["dropped"]
     assert after["written"] - before["written"] == THREADS * PER_THREAD
@@ -101,7 +107,9 @@ def test_forked_child_findings_reach_the_vault(engine: Any, writer: Any, reader:
     _, status = os.waitpid(pid, 0)
     child_report = os.read(read_fd, 16).decode()
     os.close(read_fd)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child exit {status}, report {child_report!r}"
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"child exit {status}, report {child_report!r}"
+    )
     assert_in_vault(vault_originals(writer, reader, trace_id), [CARD], "forked child")
     # the parent keeps working after the fork
     parent_trace = new_trace_id()

@@ -41,7 +41,9 @@ def test_no_original_leaks_and_vault_keeps_each_under_its_trace(
     assert output.strip(), "the harness produced no output at all"
     assert_no_leak(output, [c.original for c in checked], where=harness.name)
     captured = capfd.readouterr()
-    assert_no_leak(captured.out + captured.err, [c.original for c in checked], where="stdout/stderr")
+    assert_no_leak(
+        captured.out + captured.err, [c.original for c in checked], where="stdout/stderr"
+    )
 
     for case in checked:
         stored_records = vault_originals(writer, reader, traces[case.name])  # type: ignore[arg-type]

@@ -18,8 +18,20 @@ from .conftest import ROOT, assert_in_vault
 
 ORIGINALS = {
     "stdlib_app": ["4111 1111 1111 1111", "hunter2-example", "5555555555554444"],
-    "structlog_app": ["4111 1111 1111 1111", "Bearer sk-example-0123456789", "496-87-3407", "5555555555554444", "4111111111111111"],
-    "otel_app": ["4111 1111 1111 1111", "5555555555554444", "hunter2-example", "496-87-3407", "Bearer sk-example-0123456789"],
+    "structlog_app": [
+        "4111 1111 1111 1111",
+        "Bearer sk-example-0123456789",
+        "496-87-3407",
+        "5555555555554444",
+        "4111111111111111",
+    ],
+    "otel_app": [
+        "4111 1111 1111 1111",
+        "5555555555554444",
+        "hunter2-example",
+        "496-87-3407",
+        "Bearer sk-example-0123456789",
+    ],
 }
 
 

@@ -72,7 +72,9 @@ def card_number() -> str:
     return "4" + "".join(str(secrets.randbelow(10)) for _ in range(15))
 
 
-def make_finding(trace_id: str | None, original: str, *, label: str = "card", path: str = "msg") -> Finding:
+def make_finding(
+    trace_id: str | None, original: str, *, label: str = "card", path: str = "msg"
+) -> Finding:
     """A finding as the engine would produce it for ``original``."""
     ref = make_ref(REF_KEY, trace_id, label, original)
     style = "card" if label == "card" else "hidden"

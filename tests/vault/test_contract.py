@@ -30,7 +30,9 @@ from tests.vault._vault_helpers import (
 MakeWriter = Callable[..., VaultWriter]
 
 
-def _raw_store(kind: str, backend: VaultBackend, request: pytest.FixtureRequest, tmp_path: Path) -> bytes:
+def _raw_store(
+    kind: str, backend: VaultBackend, request: pytest.FixtureRequest, tmp_path: Path
+) -> bytes:
     """Every byte the backend keeps, as an operator with direct access would see it."""
     if kind == "memory":
         assert isinstance(backend, MemoryVault)
@@ -63,8 +65,13 @@ def _write_trace(writer: VaultWriter, trace_id: str | None, n: int = 3) -> list[
     for i in range(n):
         card, token = card_number(), "ghp_" + os.urandom(12).hex()
         originals += [card, token]
-        findings = (make_finding(trace_id, card), make_finding(trace_id, token, label="github_token", path="extra.auth"))
-        writer.submit(trace_id, "app.payments", redacted_line(findings), findings, timestamp=1000.0 + i)
+        findings = (
+            make_finding(trace_id, card),
+            make_finding(trace_id, token, label="github_token", path="extra.auth"),
+        )
+        writer.submit(
+            trace_id, "app.payments", redacted_line(findings), findings, timestamp=1000.0 + i
+        )
     return originals
 
 
@@ -91,7 +98,9 @@ def test_round_trip_by_trace(make_writer: MakeWriter, reader: VaultReader) -> No
     assert writer.stats()["written"] == 12
 
 
-def test_records_by_ref_with_and_without_trace(make_writer: MakeWriter, reader: VaultReader) -> None:
+def test_records_by_ref_with_and_without_trace(
+    make_writer: MakeWriter, reader: VaultReader
+) -> None:
     writer = make_writer()
     trace = new_trace()
     shared = card_number()
@@ -116,8 +125,11 @@ def test_records_by_ref_with_and_without_trace(make_writer: MakeWriter, reader: 
 
 
 def test_nothing_in_the_store_is_plaintext(
-    backend_kind: str, backend: VaultBackend, make_writer: MakeWriter,
-    request: pytest.FixtureRequest, tmp_path: Path,
+    backend_kind: str,
+    backend: VaultBackend,
+    make_writer: MakeWriter,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     writer = make_writer()
     originals = _write_trace(writer, new_trace(), n=5) + _write_trace(writer, None, n=2)
@@ -128,8 +140,12 @@ def test_nothing_in_the_store_is_plaintext(
 
 
 def test_ttl_is_enforced(
-    backend_kind: str, backend: VaultBackend, make_writer: MakeWriter, reader: VaultReader,
-    request: pytest.FixtureRequest, tmp_path: Path,
+    backend_kind: str,
+    backend: VaultBackend,
+    make_writer: MakeWriter,
+    reader: VaultReader,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     writer = make_writer(ttl_s=1)
     trace = new_trace()
@@ -145,11 +161,17 @@ def test_ttl_is_enforced(
     assert reader.records_for_ref(finding.ref) == []
     # Expired data is gone from the store itself, not just hidden by the reader.
     if backend_kind in ("redis", "cluster"):
-        client = redis.Redis.from_url(url_for("redis", request, tmp_path)) if backend_kind == "redis" else None
+        client = (
+            redis.Redis.from_url(url_for("redis", request, tmp_path))
+            if backend_kind == "redis"
+            else None
+        )
         if client is None:
             from redis.cluster import RedisCluster
 
-            client = RedisCluster(host="127.0.0.1", port=request.getfixturevalue("redis_cluster").ports[0])
+            client = RedisCluster(
+                host="127.0.0.1", port=request.getfixturevalue("redis_cluster").ports[0]
+            )
         from redactor.vault._redis import RedisVault
 
         assert isinstance(backend, RedisVault)
@@ -233,20 +255,22 @@ def test_wrong_key_cannot_open(
         VaultReader(open_backend_like(backend), load_keyring(other_dir)).records_for_trace(trace)
 
 
-def test_rotation_old_keys_open_until_retired(
-    backend: VaultBackend, keys_dir: Path
-) -> None:
+def test_rotation_old_keys_open_until_retired(backend: VaultBackend, keys_dir: Path) -> None:
     from redactor.vault.keys import load_public_key
 
     old_kid = load_public_key(keys_dir).kid
     trace = new_trace()
-    old_writer = VaultWriter(open_backend_like(backend), load_public_key(keys_dir), schedule_delay_s=0.02)
+    old_writer = VaultWriter(
+        open_backend_like(backend), load_public_key(keys_dir), schedule_delay_s=0.02
+    )
     _write_trace(old_writer, trace, n=1)
     assert old_writer.shutdown()
 
     new_kid = generate_keys(keys_dir)
     assert new_kid != old_kid and load_public_key(keys_dir).kid == new_kid
-    new_writer = VaultWriter(open_backend_like(backend), load_public_key(keys_dir), schedule_delay_s=0.02)
+    new_writer = VaultWriter(
+        open_backend_like(backend), load_public_key(keys_dir), schedule_delay_s=0.02
+    )
     _write_trace(new_writer, trace, n=1)
     assert new_writer.shutdown()
 
@@ -312,10 +336,16 @@ def test_cluster_keeps_a_trace_in_one_slot(request: pytest.FixtureRequest, tmp_p
 
     backend = RedisVault(url_for("cluster", request, tmp_path))
     trace = new_trace()
-    slots = {key_slot(k.encode()) for k in (backend.entry_key(trace, "a" * 20), backend.trace_index_key(trace))}
+    slots = {
+        key_slot(k.encode())
+        for k in (backend.entry_key(trace, "a" * 20), backend.trace_index_key(trace))
+    }
     assert len(slots) == 1
     odd = "}{weird{trace}"
-    odd_slots = {key_slot(k.encode()) for k in (backend.entry_key(odd, "b" * 20), backend.trace_index_key(odd))}
+    odd_slots = {
+        key_slot(k.encode())
+        for k in (backend.entry_key(odd, "b" * 20), backend.trace_index_key(odd))
+    }
     assert len(odd_slots) == 1
     backend.close()
 

@@ -38,7 +38,9 @@ def test_generate_writes_a_key_set_with_safe_modes(tmp_path: Path) -> None:
     assert list_keys(keys) == [(kid, True, True)]
 
 
-def test_cli_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_keys_generate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REDACTOR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("REDACTOR_CONFIG", raising=False)
     assert main(["keys", "generate"]) == 0
@@ -53,7 +55,9 @@ def test_cli_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
 
     assert main(["keys", "generate", "--dir", str(other)]) == 0  # rotation
     assert len(load_keyring(other)) == 2
-    assert main(["keys", "retire", "--dir", str(other), load_public_key(other).kid]) == 2  # current: refused
+    assert (
+        main(["keys", "retire", "--dir", str(other), load_public_key(other).kid]) == 2
+    )  # current: refused
     assert main(["keys", "list", "--dir", str(other)]) == 0
 
 
@@ -67,7 +71,9 @@ def test_private_key_readable_by_others_is_refused(keys_dir: Path) -> None:
 def test_public_key_under_the_wrong_id_is_refused(keys_dir: Path) -> None:
     kid = load_public_key(keys_dir).kid
     imposter = generate_keys(keys_dir / "other")
-    (keys_dir / f"vault-{kid}.pub").write_bytes((keys_dir / "other" / f"vault-{imposter}.pub").read_bytes())
+    (keys_dir / f"vault-{kid}.pub").write_bytes(
+        (keys_dir / "other" / f"vault-{imposter}.pub").read_bytes()
+    )
     with pytest.raises(VaultConfigError):
         load_public_key(keys_dir)
 
@@ -120,7 +126,9 @@ def test_bad_urls_fail_early(tmp_path: Path, url: str) -> None:
         open_writer(settings, url=url)
 
 
-def _sealed(ring_dir: Path, payload: bytes, trace: str | None = "t", refs: tuple[str, ...] = ("r",)) -> bytes:
+def _sealed(
+    ring_dir: Path, payload: bytes, trace: str | None = "t", refs: tuple[str, ...] = ("r",)
+) -> bytes:
     return BatchSealer(load_public_key(ring_dir)).seal(
         trace_id=trace, entry_id="e1", refs=refs, expires_at=2e9, count=1, payload=payload
     )
@@ -128,7 +136,9 @@ def _sealed(ring_dir: Path, payload: bytes, trace: str | None = "t", refs: tuple
 
 @settings(max_examples=60, deadline=None)
 @given(payload=st.binary(max_size=2048), trace=st.one_of(st.none(), st.text(max_size=40)))
-def test_seal_open_round_trip(tmp_path_factory: pytest.TempPathFactory, payload: bytes, trace: str | None) -> None:
+def test_seal_open_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, payload: bytes, trace: str | None
+) -> None:
     keys = tmp_path_factory.getbasetemp() / "hyp-keys"
     if not keys.exists():
         generate_keys(keys)
@@ -138,7 +148,9 @@ def test_seal_open_round_trip(tmp_path_factory: pytest.TempPathFactory, payload:
 
 @settings(max_examples=60, deadline=None)
 @given(position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
-def test_any_flipped_bit_fails_to_open(tmp_path_factory: pytest.TempPathFactory, position: int, bit: int) -> None:
+def test_any_flipped_bit_fails_to_open(
+    tmp_path_factory: pytest.TempPathFactory, position: int, bit: int
+) -> None:
     keys = tmp_path_factory.getbasetemp() / "hyp-keys-2"
     if not keys.exists():
         generate_keys(keys)

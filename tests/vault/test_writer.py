@@ -87,7 +87,9 @@ def test_overflow_drops_originals_and_counts_them(keys_dir: Path) -> None:
 
 def test_submit_never_raises_and_never_blocks(keys_dir: Path, internal_log: io.StringIO) -> None:
     backend = _BlockingVault()  # never released: every write hangs
-    writer = VaultWriter(backend, load_public_key(keys_dir), max_queue_size=100, schedule_delay_s=0.01)
+    writer = VaultWriter(
+        backend, load_public_key(keys_dir), max_queue_size=100, schedule_delay_s=0.01
+    )
     secret = card_number()
     good = make_finding("t", secret)
     worst_s = 0.0
@@ -104,9 +106,16 @@ def test_submit_never_raises_and_never_blocks(keys_dir: Path, internal_log: io.S
     assert_no_leak(internal_log.getvalue(), [secret], "internal log")
 
 
-def test_write_failures_are_counted_logged_once_and_given_up(keys_dir: Path, internal_log: io.StringIO) -> None:
-    writer = VaultWriter(_FailingVault(), load_public_key(keys_dir), schedule_delay_s=0.01,
-                         retry_limit_s=0.3, max_backoff_s=0.05)
+def test_write_failures_are_counted_logged_once_and_given_up(
+    keys_dir: Path, internal_log: io.StringIO
+) -> None:
+    writer = VaultWriter(
+        _FailingVault(),
+        load_public_key(keys_dir),
+        schedule_delay_s=0.01,
+        retry_limit_s=0.3,
+        max_backoff_s=0.05,
+    )
     secrets_ = []
     for _ in range(3):
         secret = card_number()
@@ -129,8 +138,13 @@ def test_writer_survives_redis_killed_and_restarted(tmp_path: Path, keys_dir: Pa
     server = RedisServer.start(tmp_path / "redis")  # our own: this test kills it
     try:
         url = server.url
-        writer = VaultWriter(open_backend(url), load_public_key(keys_dir), schedule_delay_s=0.02,
-                             max_backoff_s=0.1, max_queue_size=100_000)
+        writer = VaultWriter(
+            open_backend(url),
+            load_public_key(keys_dir),
+            schedule_delay_s=0.02,
+            max_backoff_s=0.1,
+            max_queue_size=100_000,
+        )
         before, during, after = new_trace(), new_trace(), new_trace()
 
         def burst(trace: str, n: int) -> float:
@@ -167,8 +181,9 @@ def test_writer_survives_redis_killed_and_restarted(tmp_path: Path, keys_dir: Pa
 
 
 def test_shutdown_while_backend_down_counts_losses(keys_dir: Path) -> None:
-    writer = VaultWriter(_FailingVault(), load_public_key(keys_dir), schedule_delay_s=0.01,
-                         max_backoff_s=0.05)
+    writer = VaultWriter(
+        _FailingVault(), load_public_key(keys_dir), schedule_delay_s=0.01, max_backoff_s=0.05
+    )
     for _ in range(5):
         writer.submit("t", "app", "line", (make_finding("t", card_number()),))
     assert writer.shutdown(timeout_s=0.3) is False
