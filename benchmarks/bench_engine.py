@@ -128,10 +128,12 @@ def main() -> int:
     costs = engine_costs(number, repeat)
     print(f"one stdlib logging call              {costs['log_call_us']:8.2f} us")
     print(
-        f"engine, clean 170-byte line          {costs['clean_us']:8.2f} us   ratio {costs['clean_ratio']:.3f}   (target <= 0.10)"
+        f"engine, clean 170-byte line          {costs['clean_us']:8.2f} us   "
+        f"ratio {costs['clean_ratio']:.3f}   (target <= 0.10)"
     )
     print(
-        f"engine, dirty 170-byte line (1 card) {costs['dirty_us']:8.2f} us   ratio {costs['dirty_ratio']:.3f}"
+        f"engine, dirty 170-byte line (1 card) {costs['dirty_us']:8.2f} us   "
+        f"ratio {costs['dirty_ratio']:.3f}"
     )
 
     scrub = [str(ROOT / ".venv" / "bin" / "redactor"), "scrub", "--no-vault"]
@@ -157,19 +159,24 @@ def main() -> int:
     mb = 1e6
     print(f"scrub start-up (1 line)              {startup:8.3f} s")
     print(
-        f"scrub, dev corpus ({dev_bytes / mb:.0f} MB, 55% dirty)   {dev_bytes / t_dev / mb:8.1f} MB/s incl. start-up, "
+        f"scrub, dev corpus ({dev_bytes / mb:.0f} MB, 55% dirty)   "
+        f"{dev_bytes / t_dev / mb:8.1f} MB/s incl. start-up, "
         f"{dev_bytes / max(t_dev - startup, 1e-9) / mb:.1f} MB/s excl.   (target >= 15)"
     )
     print(
-        f"scrub, mostly clean ({mc_bytes / mb:.0f} MB, 1% dirty)  {mc_bytes / t_mc / mb:8.1f} MB/s; bare copy loop "
+        f"scrub, mostly clean ({mc_bytes / mb:.0f} MB, 1% dirty)  "
+        f"{mc_bytes / t_mc / mb:8.1f} MB/s; bare copy loop "
         f"{mc_bytes / t_copy / mb:.1f} MB/s; ratio {t_mc / t_copy:.2f}   (target <= 2.0)"
     )
     print(
-        f"  same, start-up of both taken out: ratio {(t_mc - startup) / max(t_copy - copy_startup, 1e-9):.2f}"
+        "  same, start-up of both taken out: "
+        f"ratio {(t_mc - startup) / max(t_copy - copy_startup, 1e-9):.2f}"
     )
     print(
-        f"scrub, corpus look-alikes ({la_bytes / mb:.0f} MB, 1% dirty) {la_bytes / t_la / mb:8.1f} MB/s; bare copy loop "
-        f"{la_bytes / t_la_copy / mb:.1f} MB/s; ratio {t_la / t_la_copy:.2f}   (negative lines built to resemble secrets)"
+        f"scrub, corpus look-alikes ({la_bytes / mb:.0f} MB, 1% dirty) "
+        f"{la_bytes / t_la / mb:8.1f} MB/s; bare copy loop "
+        f"{la_bytes / t_la_copy / mb:.1f} MB/s; ratio {t_la / t_la_copy:.2f}   "
+        "(negative lines built to resemble secrets)"
     )
     return 0
 
@@ -198,19 +205,19 @@ def app_log(dirty: list[str], n: int) -> list[str]:
         kind = i % 4
         if kind == 0:
             lines.append(
-                f'10.0.{i % 250}.{i % 200} - - [07/May/2024:06:00:{i % 60:02d} +0000] "GET {path}/{i} HTTP/1.1" {status} {ms * 10} "-" "Mozilla/5.0 (X11; Linux x86_64)" rt={ms / 1000:.3f}'
+                f'10.0.{i % 250}.{i % 200} - - [07/May/2024:06:00:{i % 60:02d} +0000] "GET {path}/{i} HTTP/1.1" {status} {ms * 10} "-" "Mozilla/5.0 (X11; Linux x86_64)" rt={ms / 1000:.3f}'  # noqa: E501
             )
         elif kind == 1:
             lines.append(
-                f'{{"ts":"{ts}","level":"info","logger":"app.http","msg":"request completed","method":"GET","path":"{path}/{i}","status":{status},"duration_ms":{ms},"trace_id":"{trace}","span_id":"{span}"}}'
+                f'{{"ts":"{ts}","level":"info","logger":"app.http","msg":"request completed","method":"GET","path":"{path}/{i}","status":{status},"duration_ms":{ms},"trace_id":"{trace}","span_id":"{span}"}}'  # noqa: E501
             )
         elif kind == 2:
             lines.append(
-                f'time={ts} level=info msg="job finished" job=reindex-{i % 17} items={ms * 3} duration={ms}ms worker=worker-{i % 8} trace_id={trace}'
+                f'time={ts} level=info msg="job finished" job=reindex-{i % 17} items={ms * 3} duration={ms}ms worker=worker-{i % 8} trace_id={trace}'  # noqa: E501
             )
         else:
             lines.append(
-                f"{ts} INFO [celery.worker] Task app.tasks.sync_inventory[{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}] succeeded in {ms / 1000:.4f}s: None"
+                f"{ts} INFO [celery.worker] Task app.tasks.sync_inventory[{trace[:8]}-{trace[8:12]}-{trace[12:16]}-{trace[16:20]}-{trace[20:]}] succeeded in {ms / 1000:.4f}s: None"  # noqa: E501
             )
     for i in rng.sample(range(n), n // 100):
         lines[i] = rng.choice(dirty)

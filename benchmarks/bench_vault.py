@@ -205,8 +205,10 @@ def main() -> int:
                     costs.append(submit_s)
                     ratios.append(submit_s / log_s)
                 print(
-                    f"   {per_record} finding(s)/record: submit {statistics.median(costs) * 1e9:,.0f} ns/finding, "
-                    f"logging call {statistics.median(logs) * 1e9:,.0f} ns, ratio {statistics.median(ratios):.3f}"
+                    f"   {per_record} finding(s)/record: "
+                    f"submit {statistics.median(costs) * 1e9:,.0f} ns/finding, "
+                    f"logging call {statistics.median(logs) * 1e9:,.0f} ns, "
+                    f"ratio {statistics.median(ratios):.3f}"
                     f"  target <= 0.05"
                 )
 
@@ -217,7 +219,8 @@ def main() -> int:
             ):
                 t, ts = bench_open_trace(url, keys, args.runs, worst)
                 print(
-                    f"   {name}: {t * 1000:.1f} ms (runs: {', '.join(f'{x * 1000:.1f}' for x in ts)})"
+                    f"   {name}: {t * 1000:.1f} ms "
+                    f"(runs: {', '.join(f'{x * 1000:.1f}' for x in ts)})"
                     f"  target <= 200 ms"
                 )
         finally:

@@ -1,4 +1,7 @@
-"""redactor: mask secrets in logs and telemetry, keep sealed originals, reveal under audited grants."""
+"""redactor: mask secrets in logs and telemetry.
+
+Keeps sealed originals and reveals them under audited grants.
+"""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ record (the API's proxy meter upgrades the instruments if an SDK is configured l
 
 Instruments (all monotonic, cumulative since process start, reset in a forked child):
 
-``redactor.redactions``          values masked, attributes ``rule_id``, ``category``
-``redactor.redaction_failures``  fields replaced by ``[redaction-failed]``, attribute ``integration``
-``redactor.vault.enqueued``      originals accepted by vault writers
-``redactor.vault.written``       ... stored in the vault backend
-``redactor.vault.dropped``       ... lost (queue full, retries exhausted, after shutdown)
-``redactor.vault.errors``        failed vault write attempts and unsealable records
+``redactor.redactions``         values masked, attributes ``rule_id``, ``category``
+``redactor.redaction_failures`` fields replaced by ``[redaction-failed]``, attribute ``integration``
+``redactor.vault.enqueued``     originals accepted by vault writers
+``redactor.vault.written``      ... stored in the vault backend
+``redactor.vault.dropped``      ... lost (queue full, retries exhausted, after shutdown)
+``redactor.vault.errors``       failed vault write attempts and unsealable records
 """
 
 from __future__ import annotations

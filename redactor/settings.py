@@ -134,7 +134,10 @@ def resolve_settings(
     rules_dir = Path(rules_value) if rules_value else DEFAULT_RULES_DIR
     if not rules_dir.is_dir():
         raise ConfigError(f"rules directory not found: {rules_dir}")
-    extra = tuple(Path(p) for p in (arguments.get("extra_rules_dirs") or file_values.get("extra_rules_dirs") or ()))
+    extra = tuple(
+        Path(p)
+        for p in (arguments.get("extra_rules_dirs") or file_values.get("extra_rules_dirs") or ())
+    )
 
     ttl = int(pick("vault_ttl_s", "REDACTOR_VAULT_TTL_S") or DEFAULT_VAULT_TTL_S)
     if ttl <= 0:

@@ -1,4 +1,4 @@
-"""Who is calling the broker: static bearer tokens (stored hashed) or OIDC JWTs checked against a JWKS.
+"""Who calls the broker: static bearer tokens (stored hashed) or OIDC JWTs checked against a JWKS.
 
 Tokens file (TOML, mode 0600 recommended)::
 
@@ -139,7 +139,8 @@ def add_token(path: str | Path, user: str, groups: Sequence[str] = ()) -> str:
     groups_toml = ", ".join(json.dumps(g) for g in groups)
     with p.open("a", encoding="utf-8") as fh:
         fh.write(
-            f'\n[[token]]\nuser = {json.dumps(user)}\nsha256 = "{hash_token(token)}"\ngroups = [{groups_toml}]\n'
+            f'\n[[token]]\nuser = {json.dumps(user)}\nsha256 = "{hash_token(token)}"\n'
+            f"groups = [{groups_toml}]\n"
         )
     TokenAuthenticator.from_file(p)  # fail now, not at serve time, if the file is broken
     return token
@@ -179,7 +180,10 @@ def jwk_to_key(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey | ec.EllipticCurvePub
 
 
 class JWKS:
-    """A key set from a file or an https URL; refetched at most every ``min_refresh_s`` on unknown kid."""
+    """A key set from a file or an https URL.
+
+    Refetched at most every ``min_refresh_s``, when a token names an unknown kid.
+    """
 
     def __init__(self, source: str, *, min_refresh_s: float = 60.0, timeout_s: float = 5.0) -> None:
         self.source = source

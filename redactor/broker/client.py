@@ -1,4 +1,7 @@
-"""The CLI's side of broker mode: the same :class:`GrantClient` interface, over HTTP with a bearer token."""
+"""The CLI's side of broker mode.
+
+The same :class:`GrantClient` interface, over HTTP with a bearer token.
+"""
 
 from __future__ import annotations
 

@@ -3,14 +3,14 @@ vault's private key; callers authenticate with bearer tokens or OIDC JWTs.
 
 Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"}}`` with a 4xx status)::
 
-    GET  /healthz                          no auth
-    POST /v1/grants                        {traces, refs, categories, reason, duration_s, break_glass}
+    GET  /healthz                       no auth
+    POST /v1/grants                     {traces, refs, categories, reason, duration_s, break_glass}
     GET  /v1/grants?mine=1&status=a,b
     GET  /v1/grants/<id>
-    POST /v1/grants/<id>/approve           {reason?}
-    POST /v1/grants/<id>/deny              {reason}
-    POST /v1/grants/<id>/revoke            {reason?}
-    POST /v1/reveal                        {trace | ref, categories?, lines?}   Cache-Control: no-store
+    POST /v1/grants/<id>/approve        {reason?}
+    POST /v1/grants/<id>/deny           {reason}
+    POST /v1/grants/<id>/revoke         {reason?}
+    POST /v1/reveal                     {trace | ref, categories?, lines?}   Cache-Control: no-store
     GET  /v1/audit?last=N
     GET  /v1/audit/verify
 
@@ -249,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(500, "internal", "internal error")
         finally:
-            # One structured access line: no query strings or bodies (they carry trace ids and lines).
+            # One structured access line: no query strings or bodies (they carry trace ids, lines).
             log.info(
                 "%s %s %s who=%s %.1fms",
                 method,

@@ -1,4 +1,4 @@
-"""``redactor audit verify|tail`` — check the hash chain of the grant audit log, read recent entries.
+"""``redactor audit verify|tail`` — check the grant audit log's hash chain, read recent entries.
 
 ``verify`` recomputes every entry's hash (previous hash + canonical JSON of the entry) and reports
 the first edited, deleted or reordered entry, exiting 1. It prints the head hash: keep it
@@ -35,7 +35,8 @@ def _report(args: argparse.Namespace, result: object) -> int:
     if result.ok and args.expect_head and args.expect_head != result.head:
         if not args.json:
             print(
-                f"head {result.head} differs from the expected {args.expect_head}: the chain was rewritten or extended"
+                f"head {result.head} differs from the expected {args.expect_head}: "
+                "the chain was rewritten or extended"
             )
         return 1
     return 0 if result.ok else 1

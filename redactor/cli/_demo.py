@@ -1,4 +1,4 @@
-"""``redactor demo`` — the whole story in one command, no server: mask, grant, approve, reveal, audit.
+"""``redactor demo`` — the whole story, one command, no server: mask, grant, approve, reveal, audit.
 
 Uses a fresh temporary state directory (or ``--home DIR``): generates vault keys, logs a small
 shop's records (cards, SSNs, API keys) inside OpenTelemetry spans through stdlib logging with
@@ -56,7 +56,7 @@ _ORDERS = (
     ("refund", "refund to card 5500 0000 0000 0004 for order 1002", {}),
     (
         "webhook",
-        "calling partner with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl",
+        "calling partner with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXJ0bmVyIn0.c2lnbmF0dXJl",  # noqa: E501
         {},
     ),
 )
@@ -230,7 +230,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             show.run("audit", "tail", "-n", "12")
             rc, _ = show.run("audit", "verify")
             show.say(
-                "\nDone. Next: `redactor serve` runs the same workflow as a broker with real authentication."
+                "\nDone. Next: `redactor serve` runs the same workflow as a broker "
+                "with real authentication."
             )
             if not temp or args.keep:
                 show.say(

@@ -172,7 +172,8 @@ def describe(g: Grant) -> str:
         f"refs        {', '.join(g.refs) or '-'}",
         f"reason      {g.reason}",
         f"duration    {g.duration_s}s",
-        f"approvals   {len(g.approvers)}/{g.approvals_required} ({', '.join(g.approvers) or 'none yet'})",
+        f"approvals   {len(g.approvers)}/{g.approvals_required} "
+        f"({', '.join(g.approvers) or 'none yet'})",
         f"created     {iso(g.created_at)}",
     ]
     if g.status in ("pending", "active"):
@@ -219,7 +220,10 @@ def cmd_request(args: argparse.Namespace, client: GrantClient) -> int:
     if g.break_glass:
         headline = f"BREAK-GLASS grant {g.id} is active now; this is recorded and announced."
     else:
-        headline = f"requested {g.id}; needs {g.approvals_required} approval(s): redactor grant approve {g.id}"
+        headline = (
+            f"requested {g.id}; needs {g.approvals_required} approval(s): "
+            f"redactor grant approve {g.id}"
+        )
     _print_grant(args, g, headline)
     return 0
 

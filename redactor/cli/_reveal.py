@@ -48,13 +48,15 @@ def cmd_reveal(args: argparse.Namespace, client: GrantClient) -> int:
     else:
         if not result.records:
             print(
-                f"no records stored for {'trace ' + args.trace if args.trace else 'ref ' + args.ref}"
+                "no records stored for "
+                f"{'trace ' + args.trace if args.trace else 'ref ' + args.ref}"
                 " (the vault keeps them only for its TTL)",
                 file=sys.stderr,
             )
         for rec in result.records:
             print(
-                f"── {iso(rec.timestamp)}  {rec.source}  record {rec.record_id}  trace {rec.trace_id or '-'}"
+                f"── {iso(rec.timestamp)}  {rec.source}  "
+                f"record {rec.record_id}  trace {rec.trace_id or '-'}"
             )
             print(rec.text)
             for v in rec.values:

@@ -29,7 +29,8 @@ def _test(args: argparse.Namespace) -> int:
         print(f"FAIL {failure}", file=sys.stderr)
     packs = ", ".join(p.name for p in redactor.ruleset.packs)
     print(
-        f"{len(redactor.rules)} rules ({packs}), {checked} examples, {len(failures)} failed [{redactor.scanner.name}]"
+        f"{len(redactor.rules)} rules ({packs}), {checked} examples, "
+        f"{len(failures)} failed [{redactor.scanner.name}]"
     )
     return 1 if failures else 0
 

@@ -247,12 +247,14 @@ def run(args: argparse.Namespace) -> int:
             stats = writer.stats()
             if stats.get("dropped") or stats.get("errors"):
                 print(
-                    f"redactor scrub: vault: {stats.get('dropped', 0)} originals dropped, {stats.get('errors', 0)} write errors",
+                    f"redactor scrub: vault: {stats.get('dropped', 0)} originals dropped, "
+                    f"{stats.get('errors', 0)} write errors",
                     file=sys.stderr,
                 )
     if processor.failures or processor.oversized:
         print(
-            f"redactor scrub: {processor.failures} values failed closed, {processor.oversized} oversized values replaced",
+            f"redactor scrub: {processor.failures} values failed closed, "
+            f"{processor.oversized} oversized values replaced",
             file=sys.stderr,
         )
     return status

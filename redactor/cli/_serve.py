@@ -116,7 +116,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--token-file",
         metavar="FILE",
-        help="bearer tokens, hashed (default $REDACTOR_TOKEN_FILE, else $REDACTOR_HOME/tokens.toml)",
+        help="bearer tokens, hashed "
+        "(default $REDACTOR_TOKEN_FILE, else $REDACTOR_HOME/tokens.toml)",
     )
     p.add_argument(
         "--issue-token",

@@ -120,7 +120,9 @@ class Redactor:
         # Key-name rules inside SQL INSERTs pair columns with values by position (sql.py).
         keyname_ids = {k.id for k in ruleset.keynames}
         self._keyname_text_rules = {r.id: r for r in self.rules if r.id in keyname_ids}
-        self._sql_trigger = trigger_ids.setdefault(sql.TRIGGER, len(trigger_ids)) if ruleset.keynames else -1
+        self._sql_trigger = (
+            trigger_ids.setdefault(sql.TRIGGER, len(trigger_ids)) if ruleset.keynames else -1
+        )
         if len(gated) < len(trigger_ids):
             gated.append([])
         self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)

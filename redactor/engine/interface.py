@@ -40,4 +40,7 @@ class Finding:
     original: str = field(repr=False)
 
     def __str__(self) -> str:
-        return f"Finding({self.rule_id} at {self.path or '<value>'}[{self.start}:{self.end}] ref={self.ref})"
+        return (
+            f"Finding({self.rule_id} at {self.path or '<value>'}[{self.start}:{self.end}] "
+            f"ref={self.ref})"
+        )

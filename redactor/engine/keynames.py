@@ -107,7 +107,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
     pattern = (
         key
-        + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"
+        + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"  # noqa: E501
     )
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(

@@ -31,7 +31,10 @@ _ID_RE = regex.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """An inline example: ``text`` must (or must not) yield a finding; ``secret`` is the masked span."""
+    """An inline example: ``text`` must (or must not) yield a finding.
+
+    ``secret`` is the masked span.
+    """
 
     text: str = field(repr=False)
     secret: str | None = field(default=None, repr=False)

@@ -159,7 +159,9 @@ def jwt(value: str) -> bool:
     return isinstance(parsed, dict) and "alg" in parsed
 
 
-_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA", "ASCA")
+_AWS_PREFIXES = (
+    "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA", "ASCA",
+)
 
 
 def aws_key_id(value: str) -> bool:

@@ -77,7 +77,10 @@ __all__ = [
 
 
 def policy_path(home: Path, explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The policy file in use: ``explicit`` → ``$REDACTOR_POLICY`` → ``$REDACTOR_HOME/policy.toml`` if present."""
+    """The policy file in use.
+
+    ``explicit`` → ``$REDACTOR_POLICY`` → ``$REDACTOR_HOME/policy.toml`` if present.
+    """
     if explicit:
         return Path(explicit)
     if env := os.environ.get("REDACTOR_POLICY"):
@@ -100,7 +103,10 @@ def open_service(
     clock: Callable[[], float] | None = None,
     notifier: Notifier | None = None,
 ) -> GrantService:
-    """A :class:`GrantService` over ``home/grants.db``, with webhook notifications from the policy."""
+    """A :class:`GrantService` over ``home/grants.db``.
+
+    With webhook notifications from the policy.
+    """
     pol = policy if policy is not None else resolve_policy(home, policy_file)
     if notifier is None and pol.webhooks:
         notifier = WebhookNotifier(pol.webhooks)

@@ -1,4 +1,4 @@
-"""Notifications about grants: webhook POSTs (plain JSON or Slack-compatible), off the caller's path.
+"""Grant notifications: webhook POSTs (plain JSON or Slack-compatible), off the caller's path.
 
 Events carry who/what/which traces and the reason — never a revealed value. Delivery runs on a
 daemon thread with a bounded queue: a slow or dead receiver costs notifications (counted in
@@ -32,7 +32,10 @@ class Notifier:
         """Queue ``event`` for delivery; must not block or raise."""
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until queued events are delivered (or given up on); ``True`` if the queue drained."""
+        """Wait until queued events are delivered (or given up on).
+
+        ``True`` if the queue drained.
+        """
         return True
 
     def shutdown(self, timeout_s: float = 5.0) -> None:

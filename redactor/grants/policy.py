@@ -185,7 +185,10 @@ class Policy:
 
 
 def default_policy() -> Policy:
-    """No policy file: anyone may request anything; any *other* user approves; one approval; ≤ 1 h."""
+    """No policy file: anyone may request anything.
+
+    Any *other* user approves; one approval; ≤ 1 h.
+    """
     return Policy(categories={c: CategoryPolicy() for c in CATEGORIES})
 
 
@@ -383,7 +386,8 @@ class _Validator:
             self.fail(
                 f"{where}.approvals_required", f"expected an integer from 1 to 10, got {required!r}"
             )
-        # If every approver is enumerated (no '*', no claim-only group) there must be enough of them.
+        # If every approver is enumerated (no '*', no claim-only group) there must be enough of
+        # them.
         if ANYONE not in approvers and all(
             p.startswith("user:") or groups.get(p) for p in approvers
         ):
@@ -393,7 +397,8 @@ class _Validator:
             if len(people) < required:
                 self.fail(
                     f"{where}.approvals_required",
-                    f"needs {required} distinct approvers but approvers list only {len(people)} people",
+                    f"needs {required} distinct approvers "
+                    f"but approvers list only {len(people)} people",
                 )
         reveal = data.get("reveal", "full")
         if reveal not in REVEAL_LEVELS:

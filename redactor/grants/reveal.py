@@ -65,7 +65,10 @@ class RevealedRecord:
 
 @dataclass(frozen=True, slots=True)
 class RevealResult:
-    """What a reveal returns: the records (or the rehydrated ``--apply`` lines) and the grants used."""
+    """What a reveal returns.
+
+    The records (or the rehydrated ``--apply`` lines) and the grants used.
+    """
 
     grant_ids: tuple[str, ...]
     categories: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""The grant lifecycle: request → pending → active (N distinct approvers) / denied → expired or revoked.
+"""Grant lifecycle: request → pending → active (N distinct approvers) / denied → expired or revoked.
 
 :class:`GrantService` is the one place that decides; the embedded CLI and the broker both call
 it with an :class:`~redactor.grants.interface.Identity`. Every decision it takes — including
@@ -118,7 +118,8 @@ class GrantService:
                     )
                 if cp.reason_pattern is not None and not cp.reason_pattern.search(reason):
                     raise GrantError(
-                        f"reason for {c} must match {cp.reason_pattern.pattern!r} (e.g. a ticket id)"
+                        f"reason for {c} must match {cp.reason_pattern.pattern!r} "
+                        "(e.g. a ticket id)"
                     )
             max_s = min(self.policy.category(c).max_duration_s for c in cats)
         if duration_s is None:
@@ -127,7 +128,8 @@ class GrantService:
             raise GrantError("duration must be a positive number of seconds")
         if duration_s > max_s:
             raise GrantError(
-                f"duration {duration_s}s exceeds the policy maximum of {max_s}s for {', '.join(cats)}"
+                f"duration {duration_s}s exceeds the policy maximum of {max_s}s "
+                f"for {', '.join(cats)}"
                 + (" (break-glass)" if break_glass else "")
             )
 
@@ -167,7 +169,10 @@ class GrantService:
         return grant
 
     def approve(self, who: Identity, grant_id: str, reason: str = "") -> Grant:
-        """Record one approval; the grant opens when every category has enough distinct approvers."""
+        """Record one approval.
+
+        The grant opens when every category has enough distinct approvers.
+        """
         now = self.clock()
         refusal: NotAllowed | None = None
         with self.store.transaction() as tx:

@@ -56,7 +56,10 @@ def chain_hash(prev_hash: str, body_bytes: bytes) -> str:
 
 
 class Transaction:
-    """Reads and writes inside one ``BEGIN IMMEDIATE`` transaction (see :meth:`GrantStore.transaction`)."""
+    """Reads and writes inside one ``BEGIN IMMEDIATE`` transaction.
+
+    See :meth:`GrantStore.transaction`.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -175,7 +178,8 @@ class GrantStore:
                 ).fetchall()[::-1]
             else:
                 rows = self._conn.execute(
-                    "SELECT seq, prev_hash, hash, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                    "SELECT seq, prev_hash, hash, body FROM audit"
+                    " WHERE seq > ? ORDER BY seq LIMIT ?",
                     (after_seq, -1 if limit is None else limit),
                 ).fetchall()
         out = []
@@ -204,7 +208,7 @@ def verify_rows(rows: list[tuple[int, str, str, str]], head: str | None) -> Veri
     for seq, prev_hash, digest, body in rows:
 
         def broken(problem: str, at: int = expected) -> VerifyResult:
-            # Only ever called (and returned) within this iteration, so the current values are meant.
+            # Only ever called (and returned) within this iteration: the current values are meant.
             return VerifyResult(False, expected - 1, prev, broken_seq=at, problem=problem)  # noqa: B023
 
         if seq != expected:
@@ -229,7 +233,8 @@ def verify_rows(rows: list[tuple[int, str, str, str]], head: str | None) -> Veri
             count,
             prev,
             broken_seq=count + 1,
-            problem=f"chain ends at entry {count} but the recorded head is entry {head_seq}: entries were cut off the end",
+            problem=f"chain ends at entry {count} but the recorded head is entry {head_seq}: "
+            "entries were cut off the end",
         )
     if head is None and count:
         return VerifyResult(

@@ -350,7 +350,9 @@ class CleanCheck:
     def text(self, text: str) -> bool:
         """Whether one string is clean (the stdlib message)."""
         try:
-            return len(text) <= self._max_chars and self._is_clean(text.encode("utf-8", "surrogatepass"))
+            return len(text) <= self._max_chars and self._is_clean(
+                text.encode("utf-8", "surrogatepass")
+            )
         except Exception:
             return False
 

@@ -149,7 +149,9 @@ class RedactingFilter(logging.Filter):
             self._fail_record(record, exc)
         return True
 
-    def redact_record(self, record: logging.LogRecord, formatter: logging.Formatter | None = None) -> None:
+    def redact_record(
+        self, record: logging.LogRecord, formatter: logging.Formatter | None = None
+    ) -> None:
         """Redact every text-bearing part of ``record`` and mark it redacted."""
         attrs = record.__dict__
         check = self._check
@@ -239,7 +241,8 @@ class RedactingFilter(logging.Filter):
         if exc_text:
             record.exc_text = new_exc_text
         if exc_info:
-            # a stand-in with the redacted message and no traceback, so nothing re-renders the raw one
+            # a stand-in with the redacted message and no traceback, so nothing re-renders the raw
+            # one
             record.exc_info = self._standin(exc_info, new_exc_message)
         if new_stack is not stack:
             record.stack_info = new_stack

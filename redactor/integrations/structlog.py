@@ -10,8 +10,8 @@
         structlog.processors.JSONRenderer(),  # the renderer comes last
     ])
 
-It works the same inside ``structlog.stdlib.ProcessorFormatter(processors=[..., RedactingProcessor(),
-renderer])`` for records coming from the standard library.
+It works the same for records coming from the standard library, inside
+``structlog.stdlib.ProcessorFormatter(processors=[..., RedactingProcessor(), renderer])``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,10 @@ class SQLiteVault(VaultBackend):
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteVault:
-        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's convention)."""
+        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
+
+        SQLAlchemy's convention.
+        """
         return cls(url[len("sqlite:///") :])
 
     def _connect(self) -> sqlite3.Connection:

@@ -49,7 +49,10 @@ class StoredOriginal:
     original: str = field(repr=False)
 
     def __str__(self) -> str:
-        return f"StoredOriginal({self.label}#{self.ref} rule={self.rule_id} at {self.path or '<value>'})"
+        return (
+            f"StoredOriginal({self.label}#{self.ref} rule={self.rule_id} "
+            f"at {self.path or '<value>'})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 A key set lives in one directory (``$REDACTOR_HOME/keys`` by default)::
 
-    vault-<kid>.pub   X25519 public key, PEM (SubjectPublicKeyInfo)  — what redacting processes need
-    vault-<kid>.key   X25519 private key, PEM (PKCS#8), mode 0600     — only the reveal side needs it
+    vault-<kid>.pub   X25519 public key, PEM (SubjectPublicKeyInfo) — what redacting processes need
+    vault-<kid>.key   X25519 private key, PEM (PKCS#8), mode 0600    — only the reveal side needs it
     current           the kid new blobs are sealed to
 
 The kid is derived from the public key (8 base32 characters of its SHA-256), so a ``.pub`` file
@@ -177,7 +177,8 @@ def _load_private(path: Path) -> X25519PrivateKey:
     mode = path.stat().st_mode
     if mode & 0o077:
         raise VaultConfigError(
-            f"{path}: private key is accessible by group or others (mode {mode & 0o777:o}); chmod 600 it"
+            f"{path}: private key is accessible by group or others (mode {mode & 0o777:o}); "
+            "chmod 600 it"
         )
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)

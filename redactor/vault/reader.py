@@ -18,7 +18,10 @@ from redactor.vault.sealing import SealHeader, Unsealer, loads_payload, parse_he
 
 
 class VaultReader:
-    """Opens vault entries; needs the vault's private key(s). Closes ``backend`` on :meth:`close`."""
+    """Opens vault entries; needs the vault's private key(s).
+
+    Closes ``backend`` on :meth:`close`.
+    """
 
     def __init__(self, backend: VaultBackend, keyring: KeyRing) -> None:
         self._backend = backend

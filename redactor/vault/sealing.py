@@ -54,7 +54,10 @@ def _batch_key(shared: bytes, epk: bytes, recipient: bytes, kid: str) -> ChaCha2
 
 
 def dumps_payload(value: Any) -> bytes:
-    """JSON bytes of ``value``; falls back to escaped JSON for text orjson refuses (lone surrogates)."""
+    """JSON bytes of ``value``.
+
+    Falls back to escaped JSON for text orjson refuses (lone surrogates).
+    """
     try:
         return orjson.dumps(value)
     except TypeError:

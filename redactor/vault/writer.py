@@ -199,7 +199,8 @@ class VaultWriter:
         else:
             log_once(
                 "vault.overflow",
-                "redactor vault: writer queue full (%d records); dropping originals, log lines unaffected",
+                "redactor vault: writer queue full (%d records); "
+                "dropping originals, log lines unaffected",
                 self._max_queue_size,
             )
 
@@ -352,7 +353,8 @@ class VaultWriter:
                 self._errors += 1
             log_once(
                 f"vault.write.{type(exc).__name__}",
-                "redactor vault: write to %r failed (%s); retrying, originals are dropped if the queue fills",
+                "redactor vault: write to %r failed (%s); "
+                "retrying, originals are dropped if the queue fills",
                 self._backend,
                 type(exc).__name__,
             )

@@ -112,7 +112,8 @@ def test_custom_rules_dir(env: dict[str, str], tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "widgets.toml").write_text(
-        '[pack]\nname = "widgets"\n[[rules]]\nid = "test.widget"\ncategory = "secret"\nlabel = "widget"\n'
+        '[pack]\nname = "widgets"\n[[rules]]\n'
+        'id = "test.widget"\ncategory = "secret"\nlabel = "widget"\n'
         "trigger = 'wdg_'\npattern = '''(?P<secret>wdg_[a-z0-9]{8})'''\n"
     )
     done = scrub(
@@ -193,7 +194,7 @@ def _vm_hwm_kb(pid: int) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc for VmHWM")
 def test_streaming_50_mb_with_bounded_memory(env: dict[str, str]) -> None:
     block = (
-        b'{"level":"info","msg":"request ok","trace_id":"4bf92f3577b34da6a3ce929b0e0e4736","path":"/api/v1/items"}\n'
+        b'{"level":"info","msg":"request ok","trace_id":"4bf92f3577b34da6a3ce929b0e0e4736","path":"/api/v1/items"}\n'  # noqa: E501
         * 60
         + b"login password="
         + PASSWORD.encode()

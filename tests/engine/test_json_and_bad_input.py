@@ -21,7 +21,10 @@ from conftest import REF_KEY
 CARD = "4111111111111111"
 PASSWORD = "Zq8vN2pLx4Rt"
 PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0"
-PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n{PEM_BODY[::-1]}\n-----END RSA PRIVATE KEY-----\n"
+PEM = (
+    f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n{PEM_BODY[::-1]}\n"
+    "-----END RSA PRIVATE KEY-----\n"
+)
 SANITY_S = 30.0
 
 
@@ -236,7 +239,8 @@ def test_pattern_timeout_fails_closed_on_a_short_value(tmp_path: Path) -> None:
         pass
     if done is None:
         pytest.fail(
-            "a pathological pattern on a short value ran 10 s without timing out (match_timeout_s=0.05)"
+            "a pathological pattern on a short value ran 10 s without timing out "
+            "(match_timeout_s=0.05)"
         )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "1"], (

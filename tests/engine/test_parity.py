@@ -41,7 +41,8 @@ def test_scanners_agree_on_the_corpus(
     hs_out = [engines["hyperscan"].redact(line) for line in corpus_lines]
     differ = [i for i, (a, b) in enumerate(zip(regex_out, hs_out, strict=False)) if a != b]
     assert not differ, (
-        f"{len(differ)} of {len(corpus_lines)} lines differ between scanners, e.g. lines {differ[:10]}"
+        f"{len(differ)} of {len(corpus_lines)} lines differ between scanners, "
+        f"e.g. lines {differ[:10]}"
     )
 
 
@@ -149,7 +150,10 @@ def test_chunk_with_a_trigger_ending_on_the_newline(tmp_path: Path, scanner: str
 @pytest.mark.parametrize("scanner", SCANNERS)
 def test_chunk_keeps_clean_bytes_and_line_count(engines: dict[str, Redactor], scanner: str) -> None:
     engine = engines[scanner]
-    buf = b"\xff\xfe clean \xc3( bytes\n\n\r\nline with \x00 NUL\nlast 4111111111111111 \xff\n\xfe\xfd"
+    buf = (
+        b"\xff\xfe clean \xc3( bytes\n\n\r\nline with \x00 NUL\n"
+        b"last 4111111111111111 \xff\n\xfe\xfd"
+    )
     out = _chunk(engine, buf)
     lines, out_lines = buf.split(b"\n"), out.split(b"\n")
     assert len(out_lines) == len(lines)

@@ -189,7 +189,11 @@ class StructlogHarness(Harness):
     def emit(self, case: DirtyCase, trace_id: str) -> None:
         with active_trace(trace_id):
             self.logger.info(_message(case), **_fields(case))
-            self.logger.warning("nested", payload=[_fields(case)], positional=(case.original,) if case.label else ())
+            self.logger.warning(
+                "nested",
+                payload=[_fields(case)],
+                positional=(case.original,) if case.label else (),
+            )
             try:
                 raise _error(case)
             except ValueError:
