@@ -5,6 +5,7 @@ The same :class:`GrantClient` interface, over HTTP with a bearer token.
 
 from __future__ import annotations
 
+import builtins
 import json
 import urllib.error
 import urllib.parse
@@ -144,7 +145,7 @@ class BrokerClient(GrantClient):
             body["lines"] = list(lines)
         return RevealResult.from_json(self._call("POST", "/v1/reveal", body))
 
-    def audit_tail(self, n: int) -> list[dict[str, Any]]:
+    def audit_tail(self, n: int) -> builtins.list[dict[str, Any]]:
         return list(self._call("GET", f"/v1/audit?last={int(n)}")["entries"])
 
     def audit_verify(self) -> VerifyResult:

@@ -33,7 +33,7 @@ def _default_reader() -> RecordReader:
     from redactor.settings import resolve_settings
     from redactor.vault import open_reader
 
-    return open_reader(resolve_settings())  # type: ignore[no-any-return]
+    return open_reader(resolve_settings())
 
 
 #: Opens the vault for reading; tests substitute an in-memory reader.

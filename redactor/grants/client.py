@@ -8,6 +8,7 @@ client (:mod:`redactor.broker.client`) sends a bearer token instead and never se
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ class GrantClient(abc.ABC):
         """Originals of a trace (or ref) the caller holds an active grant for."""
 
     @abc.abstractmethod
-    def audit_tail(self, n: int) -> list[dict[str, Any]]:
+    def audit_tail(self, n: int) -> builtins.list[dict[str, Any]]:
         """The last ``n`` audit entries as JSON dicts, oldest first."""
 
     @abc.abstractmethod
@@ -116,7 +117,7 @@ class EmbeddedClient(GrantClient):
                 if close is not None:
                     close()
 
-    def audit_tail(self, n: int) -> list[dict[str, Any]]:
+    def audit_tail(self, n: int) -> builtins.list[dict[str, Any]]:
         return [e.to_json() for e in self.service.audit_tail(n)]
 
     def audit_verify(self) -> VerifyResult:

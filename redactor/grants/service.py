@@ -9,6 +9,7 @@ then emitted on the ``redactor.audit`` logger and handed to the notifier.
 from __future__ import annotations
 
 import base64
+import builtins
 import datetime as dt
 import json
 import logging
@@ -410,7 +411,7 @@ class GrantService:
             raise RevealRefused(f"reveal refused: {why}")
 
         # A factory lets callers open the private key only once the reveal is allowed.
-        rdr: RecordReader = reader if hasattr(reader, "records_for_trace") else reader()  # type: ignore[operator,assignment]
+        rdr: RecordReader = reader if hasattr(reader, "records_for_trace") else reader()  # type: ignore[assignment]
         records: Sequence[VaultRecordLike] = (
             rdr.records_for_trace(trace) if trace else rdr.records_for_ref(ref or "")
         )
@@ -432,7 +433,7 @@ class GrantService:
 
     # ------------------------------------------------------------------ audit
 
-    def audit_tail(self, n: int = 20) -> list[AuditEntry]:
+    def audit_tail(self, n: int = 20) -> builtins.list[AuditEntry]:
         """The last ``n`` audit entries, oldest first."""
         return self.store.audit_entries(last=n)
 

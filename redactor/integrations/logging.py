@@ -376,7 +376,7 @@ class RedactingHandler(logging.Handler):
             self._target = target
         return target
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Apply this handler's own filters, redact, and hand the record to the target."""
         passed = self.filter(record)
         if passed:

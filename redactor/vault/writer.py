@@ -384,9 +384,9 @@ class VaultWriter:
         untraced: list[_Item] = []
         for item in batch:
             if item[0]:
-                group = by_trace.get(item[0])  # type: ignore[arg-type]
+                group = by_trace.get(item[0])
                 if group is None:
-                    by_trace[item[0]] = group = []  # type: ignore[index]
+                    by_trace[item[0]] = group = []
                 group.append(item)
             else:
                 untraced.append(item)
