@@ -385,6 +385,8 @@ class BrokerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):  # socketserver types it loosely; ours is always text
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def _sweep_loop(self, interval_s: float) -> None:

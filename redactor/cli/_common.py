@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from redactor import create_redactor
 from redactor.engine import Redactor
@@ -36,7 +37,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def engine_from_args(args: argparse.Namespace, **overrides: object) -> tuple[Settings, Redactor]:
+def engine_from_args(args: argparse.Namespace, **overrides: Any) -> tuple[Settings, Redactor]:
     settings = resolve_settings(
         config_file=args.config,
         rules_dir=args.rules,

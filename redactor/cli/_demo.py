@@ -47,7 +47,7 @@ approvers = ["security"]
 """
 
 # Test data only: a Visa test number, an SSN in a valid range, made-up credentials.
-_ORDERS = (
+_ORDERS: tuple[tuple[str, str, dict[str, str]], ...] = (
     (
         "checkout",
         "charging card 4111 1111 1111 1111 for order 1001 (customer ssn 536-22-1234)",

@@ -283,7 +283,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="grant_command", metavar="ACTION")
-    p.set_defaults(func=lambda _a: (p.print_help(sys.stderr), 2)[1])
+    def show_help(_args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=show_help)
 
     r = sub.add_parser("request", help="ask for access to the originals of traces or refs")
     add_common(r)

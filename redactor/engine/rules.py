@@ -317,12 +317,13 @@ def load_ruleset(
             pack, pack_rules, pack_keynames = load_pack(path, guarded)
             known_packs.add(pack.name)
             on = (pack.enabled_by_default or pack.name in enabled) and pack.name not in disabled
-            for rule in (*pack_rules, *pack_keynames):
-                if rule.id in seen_ids:
+            pack_ids: list[str] = [r.id for r in pack_rules] + [k.id for k in pack_keynames]
+            for rule_id in pack_ids:
+                if rule_id in seen_ids:
                     raise RuleError(
-                        f"{path}: rule id {rule.id!r} already defined in {seen_ids[rule.id]}"
+                        f"{path}: rule id {rule_id!r} already defined in {seen_ids[rule_id]}"
                     )
-                seen_ids[rule.id] = path
+                seen_ids[rule_id] = path
             if on:
                 packs.append(pack)
                 rules.extend(pack_rules)

@@ -29,6 +29,7 @@ DirtyLine = tuple[int, int, "list[int] | None"]
 # matches one by one (a Python call each) and lets the line's own stage 1 sort it out.
 MAX_MATCHES_PER_LINE = 64
 
+_hs: Any
 try:  # Hyperscan ships binary wheels for x86-64 Linux; elsewhere the fallback is used.
     import hyperscan as _hs
 except ImportError:  # pragma: no cover - exercised on platforms without wheels
@@ -101,7 +102,7 @@ class HyperscanScanner:
         ids = list(range(len(expressions)))
         flags = [_hyperscan_flags(t) for t in triggers]
 
-        def build(single: bool) -> object:
+        def build(single: bool) -> Any:
             assert _hs is not None
             db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             extra = _hs.HS_FLAG_SINGLEMATCH if single else 0

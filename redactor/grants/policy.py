@@ -46,7 +46,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redactor.grants.interface import CATEGORIES, Identity, PolicyError
@@ -305,7 +305,7 @@ class _Validator:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, where: str, problem: str) -> None:
+    def fail(self, where: str, problem: str) -> NoReturn:
         raise PolicyError(f"{self.source}: {where}: {problem}")
 
     def keys(self, data: Mapping[str, Any], where: str, allowed: set[str]) -> None:
@@ -325,7 +325,7 @@ class _Validator:
     def str_list(self, value: object, where: str) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
             self.fail(where, "expected a list of non-empty strings")
-        return list(value)  # type: ignore[arg-type]
+        return list(value)
 
     def duration(self, value: object, where: str) -> int:
         try:
@@ -342,7 +342,7 @@ class _Validator:
         if not isinstance(value, str) or not value:
             self.fail(where, "expected a regular expression string")
         try:
-            return re.compile(value)  # type: ignore[arg-type]
+            return re.compile(value)
         except re.error as exc:
             self.fail(where, f"invalid regular expression: {exc}")
         raise AssertionError("unreachable")

@@ -129,7 +129,7 @@ def _make_active_span_reader() -> Callable[[], str | None]:
     def read() -> str | None:
         # get_current_span() would wrap a missing span in INVALID_SPAN; reading the context
         # directly is a dict lookup (this runs per dirty record and per dirty span).
-        span = get_current().get(_SPAN_KEY)
+        span: Any = get_current().get(_SPAN_KEY)
         if span is None:
             return None
         context = span.get_span_context()

@@ -69,6 +69,12 @@ _STANDIN_TYPES: dict[type, type[Exception]] = {}
 _STANDIN_LIMIT = 512
 
 
+
+def _named_handler(name: str) -> logging.Handler | None:
+    """A handler configured under ``name`` (dictConfig registers them in a private dict)."""
+    registry: dict[str, logging.Handler] = logging._handlers  # type: ignore[attr-defined]  # not in typeshed
+    return registry.get(name)
+
 def _standin_type(exc_type: type) -> type[Exception]:
     """An exception class named like ``exc_type`` whose instances carry only redacted text.
 
@@ -166,14 +172,14 @@ class RedactingFilter(logging.Filter):
             msg = record.msg
             if record.args:
                 try:
-                    text = record.getMessage()
+                    plain = record.getMessage()
                 except Exception:
-                    text = None  # the general path below keeps the template, drops the args
+                    plain = None  # the general path below keeps the template, drops the args
             else:
-                text = msg if type(msg) is str else None
-            if text is not None:
-                if check.text(text):
-                    record.msg = text
+                plain = msg if type(msg) is str else None
+            if plain is not None:
+                if check.text(plain):
+                    record.msg = plain
                     record.args = _DONE
                     return
                 check = None  # scanned dirty already: straight to the engine below
@@ -317,7 +323,7 @@ def _resolve_target(target: Any) -> logging.Handler | None:
     if isinstance(target, logging.Handler):
         return target
     if isinstance(target, str):
-        return logging._handlers.get(target)  # the registry of named handlers
+        return _named_handler(target)
     if isinstance(target, Mapping):
         configurator = getattr(target, "configurator", None)
         if configurator is None:  # a plain dict, not from inside dictConfig
@@ -367,7 +373,7 @@ class RedactingHandler(logging.Handler):
         """The wrapped handler (looked up by name on first use when configured by name)."""
         target = self._target
         if target is None:
-            target = logging._handlers.get(self._target_name or "")
+            target = _named_handler(self._target_name or "")
             if target is None:
                 raise ValueError(f"target handler {self._target_name!r} is not configured")
             if self._formatter_pending is not None:

@@ -89,20 +89,25 @@ class RedactingProcessor:
         """Redact ``event_dict``; never raises."""
         try:
             if self._format_exc_info is not None and "exc_info" in event_dict:
-                event_dict = self._format_exc_info(logger, method_name, event_dict)
+                formatted: MutableMapping[str, Any] = self._format_exc_info(
+                    logger, method_name, event_dict
+                )
+                event_dict = formatted
             check = self._check
             if check is not None and check.mapping(event_dict):
                 return event_dict  # one scan said clean: what the engine would have returned
             findings: list[Finding] = []
             # One lazy trace id for the whole event: resolved only if a value needs a ref.
             lazy = self._trace_id(event_dict.get)
-            redacted = self._redact(event_dict, lazy, findings, "", "event dict")
-            if redacted is event_dict:
+            out = self._redact(event_dict, lazy, findings, "", "event dict")
+            unchanged = out is event_dict
+            if unchanged:
                 return event_dict
-            if not isinstance(redacted, dict):
-                # The engine failed on the whole dict: retry value by value so one bad value
-                # costs one field, not the event.
-                redacted = self._per_key(event_dict, lazy, findings)
+            # If the engine failed on the whole dict, retry value by value so one bad value
+            # costs one field, not the event.
+            redacted: MutableMapping[str, Any] = (
+                out if isinstance(out, dict) else self._per_key(event_dict, lazy, findings)
+            )
             if findings:
                 event = redacted.get("event")
                 self._pipeline.commit(

@@ -47,6 +47,7 @@ __all__ = [
     "VaultUnavailable",
     "VaultWriter",
     "generate_keys",
+    "has_public_key",
     "load_keyring",
     "load_public_key",
     "open_backend",

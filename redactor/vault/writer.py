@@ -404,7 +404,7 @@ class VaultWriter:
             refs: set[str] = set()
             for item in items:
                 try:
-                    row = [
+                    row: list[Any] = [
                         float(item[4]),
                         str(item[1]),
                         str(item[2]),
