@@ -72,6 +72,14 @@ class LazyTraceId:
 TraceIdArg: TypeAlias = "str | LazyTraceId | None"
 
 
+def _utf8(text: str) -> bytes:
+    """The UTF-8 bytes stage 1 scans; lone surrogates (from surrogateescape) pass through."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _trace_value(trace_id: str | LazyTraceId | None) -> str | None:
     return trace_id.get() if isinstance(trace_id, LazyTraceId) else trace_id
 
@@ -129,6 +137,7 @@ class Redactor:
         # Per trigger: does any rule it gates need keyword proximity (and so a lowered text)?
         self._keyworded = tuple(any(r.keywords for r in g) for g in self._gated)
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
+        self._triggered = self.scanner.triggered
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
         self.oversized = 0
@@ -344,7 +353,7 @@ class Redactor:
         if len(text) > self.max_value_bytes:  # characters ≤ bytes, so this is a lower bound
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER
-        triggered = self.scanner.triggered(text.encode("utf-8", "surrogatepass"))
+        triggered = self._triggered(_utf8(text))
         if not triggered:
             return text
         return self._stage2(text, triggered, trace_id, findings, path)
