@@ -1,17 +1,19 @@
 """Redacting newline-delimited text in large chunks (what ``redactor scrub`` runs on).
 
-Stage 1 runs over a whole chunk at once and stops at the first trigger; every line before it is
-clean and is passed through as one slice, never decoded. Only lines holding a trigger are
-decoded and redacted one by one. On mostly clean logs this costs about one Hyperscan pass.
+Stage 1 runs over a whole chunk at once and reports the lines that hold a trigger, with the
+triggers each holds; the clean stretches between them are passed through as slices, never
+decoded. Only dirty lines are decoded and go through stage 2, which skips stage 1 since it
+already knows their triggers. On mostly clean logs this costs about one Hyperscan pass.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import regex
 
-from redactor.engine.core import Redactor
+from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import Finding
 
 # A JSON/logfmt line's own trace id wins over the caller's default.
@@ -46,14 +48,15 @@ def redact_chunk(
         if line_start > pos:
             out.append(view[pos:line_start])
         line = buf[line_start:line_end]
-        trace_id = line_trace_id(line, default_trace_id)
+        # Looked up only if the line has a finding (refs are keyed by it).
+        trace_id = LazyTraceId(functools.partial(line_trace_id, line, default_trace_id))
         findings: list[Finding] | None = [] if on_line is not None else None
         redacted = redactor.redact_line(line, triggered, trace_id=trace_id, findings=findings)
         if b"\n" in redacted:  # never split one input line into two output lines
             redacted = redacted.replace(b"\n", b"\\n")
         out.append(redacted)
         if findings and on_line is not None:
-            on_line(trace_id, redacted, findings)
+            on_line(trace_id.get(), redacted, findings)
         pos = line_end
     if pos < len(buf):
         out.append(view[pos:])
