@@ -169,21 +169,6 @@ class Redactor:
                 FAILED_PLACEHOLDER if not isinstance(value, bytes) else FAILED_PLACEHOLDER.encode()
             )
 
-    def redact_text(
-        self,
-        text: str,
-        *,
-        trace_id: str | LazyTraceId | None = None,
-        findings: list[Finding] | None = None,
-        path: str = "",
-    ) -> str:
-        """:meth:`redact` for one string (the hot path of every integration)."""
-        try:
-            return self._redact_str(text, trace_id, findings, path)
-        except Exception:
-            self._count_failure("redact_text")
-            return FAILED_PLACEHOLDER
-
     def redact_line(
         self,
         line: bytes,
