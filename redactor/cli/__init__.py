@@ -12,7 +12,17 @@ from collections.abc import Sequence
 from redactor.engine.interface import RedactorError
 
 # Order here is the order of ``redactor --help``.
-_COMMAND_MODULES = ("_demo", "_scrub", "_rules", "_keys", "_grant", "_reveal", "_audit", "_serve")
+_COMMAND_MODULES = (
+    "_demo",
+    "_scrub",
+    "_gateway",
+    "_rules",
+    "_keys",
+    "_grant",
+    "_reveal",
+    "_audit",
+    "_serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
