@@ -206,8 +206,12 @@ class HttpFrontEnd:
         return int(self._server.server_address[1])
 
     def start(self) -> None:
+        # A short poll interval: shutdown() waits up to one interval for the serving loop.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="redactor-gateway-http", daemon=True
+            target=self._server.serve_forever,
+            args=(0.1,),
+            name="redactor-gateway-http",
+            daemon=True,
         )
         self._thread.start()
 
