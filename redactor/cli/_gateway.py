@@ -21,12 +21,19 @@ def _address(value: str) -> str | None:
 
 
 def register(sub: Any) -> None:
-    """Add ``gateway`` to the ``redactor`` command."""
-    from redactor.gateway.interface import (
-        DEFAULT_GRPC_ADDRESS,
-        DEFAULT_HTTP_ADDRESS,
-        DEFAULT_MAX_BODY_BYTES,
-    )
+    """Add ``gateway`` to the ``redactor`` command (a stub saying what to install when the
+    gateway's own dependencies, opentelemetry-proto / protobuf / grpcio, are missing)."""
+    try:
+        from redactor.gateway.interface import (
+            DEFAULT_GRPC_ADDRESS,
+            DEFAULT_HTTP_ADDRESS,
+            DEFAULT_MAX_BODY_BYTES,
+        )
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "a dependency"
+        stub = sub.add_parser("gateway", help="run the OTLP gateway (needs redactor[gateway])")
+        stub.set_defaults(func=lambda args: _missing(missing))
+        return
 
     env = os.environ.get
     parser = sub.add_parser(
@@ -100,6 +107,15 @@ def register(sub: Any) -> None:
         help="the gateway's own log level (its logs never contain payload values)",
     )
     parser.set_defaults(func=run)
+
+
+def _missing(module: str) -> int:
+    print(
+        f"redactor gateway: {module} is not installed; install the gateway extra "
+        "(pip install 'redactor[gateway]': opentelemetry-proto, protobuf, grpcio)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:

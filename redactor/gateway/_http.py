@@ -95,7 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the base class would print the request line to stderr; see _access below
 
     def _access(self, status: int) -> None:
-        _log.debug("%s %s -> %d", self.command, self.path.split("?", 1)[0], status)
+        # Only paths the gateway knows are logged: a client could put anything in a URL.
+        path = self.path.split("?", 1)[0]
+        if path != "/healthz" and Signal.for_path(path) is None:
+            path = "<other path>"
+        _log.debug("%s %s -> %d", self.command, path, status)
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == "/healthz":

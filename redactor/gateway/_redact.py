@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
 from redactor.engine import FAILED_PLACEHOLDER, Finding, Redactor
 from redactor.engine.core import MAX_DEPTH
 from redactor.engine.keynames import KeyNameMatcher
@@ -40,6 +42,15 @@ _SHORTEST_NUMBER_SECRET = 10**8  # as the engine: shorter integers are never sca
 _MAX_CHECK_DEPTH = 8  # deeper AnyValues go to the engine, which knows its own limits
 _KEYS_LIMIT = 4096
 _INT64_MAX = 2**63 - 1
+
+
+def _has_field(message_type: Any, name: str) -> bool:
+    return name in message_type.DESCRIPTOR.fields_by_name
+
+
+# LogRecord.event_name arrived with OTLP 1.5; older opentelemetry-proto builds have no such field
+# (and so can carry none: an unknown field is dropped by the decoder).
+_LOG_EVENT_NAME = _has_field(LogRecord, "event_name")
 
 
 class _TooDeep(Exception):
@@ -208,7 +219,7 @@ class OtlpRedactor:
         return True
 
     def _collect_log(self, record: Any, texts: list[Any]) -> bool:
-        if record.event_name:
+        if _LOG_EVENT_NAME and record.event_name:
             texts.append(record.event_name)
         return self._collect_value(record.body, texts, 0) and self._collect_kvs(
             record.attributes, texts, 0
@@ -254,7 +265,7 @@ class OtlpRedactor:
         if record.HasField("body"):
             changed |= self._redact_any_value(record.body, trace_id, findings, "body")
         changed |= self._redact_kvs(record.attributes, trace_id, findings, "attributes")
-        if record.event_name:
+        if _LOG_EVENT_NAME and record.event_name:
             new = self._redact_text(record.event_name, trace_id, findings, "event_name")
             if new is not None:
                 record.event_name = new

@@ -182,6 +182,14 @@ def test_clean_request_is_forwarded_byte_for_byte(
     assert [g.body for g in got] == [body, body]
 
 
+def test_both_upstreams_keep_the_protocol(start_gateway: Any, fresh_downstream: Any) -> None:
+    running = start_gateway("both")
+    body = dirty_logs().SerializeToString()
+    assert post(running, "/v1/logs", body)[0] == 200
+    grpc_call(running, Signal.LOGS, body)
+    assert [r.protocol for r in fresh_downstream.of(Signal.LOGS)] == ["http", "grpc"]
+
+
 def test_unknown_fields_are_dropped_not_forwarded(
     start_gateway: Any, fresh_downstream: Any
 ) -> None:
