@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -33,7 +33,9 @@ from redactor.engine.validators import not_placeholder_like, shannon_entropy
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
 _TIMEOUT_FROM_CHARS = 4096
-_SHORTEST_NUMBER_SECRET = 10**8  # 9 digits: an SSN is the shortest all-digit secret
+#: Integers at least this long (9 digits: an SSN is the shortest all-digit secret) are scanned
+#: as text when they appear in structured values; shorter ones never are.
+SHORTEST_NUMBER_SECRET = 10**8
 MAX_DEPTH = 64
 _internal = logging.getLogger("redactor.internal")
 
@@ -189,6 +191,27 @@ class Redactor:
         """Stage 1 alone: True when no rule could match in ``data`` (UTF-8 bytes)."""
         return not self.scanner.triggered(data)
 
+    def is_clean_texts(self, texts: Sequence[str | bytes]) -> bool:
+        """Stage 1 over several texts in one scan: True only when no rule could match in any.
+
+        The texts are joined with newlines. That is sound because no trigger matches a newline
+        or is anchored to the start of a value, so a trigger that fires in one text fires in the
+        joined buffer too (``scrub`` relies on the same for whole chunks). False when unsure:
+        too long for ``max_value_bytes``, or the scan failed.
+        """
+        if not texts:
+            return True
+        parts = [t if isinstance(t, bytes) else _utf8(t) for t in texts]
+        data = parts[0] if len(parts) == 1 else b"\n".join(parts)
+        try:
+            return len(data) <= self.max_value_bytes and not self._triggered(data)
+        except Exception:  # "not known clean": redact() meets the same trouble and fails closed
+            return False
+
+    def covers_key(self, key: str) -> bool:
+        """Whether a key-name rule covers ``key``: its value is masked whatever it looks like."""
+        return bool(self._keys) and self._keys.match(key) is not None
+
     # -- dispatch -----------------------------------------------------------------------------
 
     def _redact_any(
@@ -207,7 +230,7 @@ class Redactor:
             return self._redact_dict(value, trace_id, findings, path, depth)
         if isinstance(value, (list, tuple)):
             return self._redact_sequence(value, trace_id, findings, path, depth)
-        if type(value) is int and not -_SHORTEST_NUMBER_SECRET < value < _SHORTEST_NUMBER_SECRET:
+        if type(value) is int and not -SHORTEST_NUMBER_SECRET < value < SHORTEST_NUMBER_SECRET:
             # A card number or SSN can arrive as a JSON number; a masked one becomes a string.
             text = str(value)
             out = self._redact_str(text, trace_id, findings, path)

@@ -26,8 +26,7 @@ from typing import Any
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from redactor.engine import FAILED_PLACEHOLDER, Finding, Redactor
-from redactor.engine.core import MAX_DEPTH
-from redactor.engine.keynames import KeyNameMatcher
+from redactor.engine.core import MAX_DEPTH, SHORTEST_NUMBER_SECRET
 from redactor.gateway.interface import Signal
 from redactor.metrics import METRICS
 
@@ -38,9 +37,7 @@ SPANS_SOURCE = "gateway.spans"
 METRICS_SOURCE = "gateway.metrics"
 INTEGRATION = "gateway"
 
-_SHORTEST_NUMBER_SECRET = 10**8  # as the engine: shorter integers are never scanned
 _MAX_CHECK_DEPTH = 8  # deeper AnyValues go to the engine, which knows its own limits
-_KEYS_LIMIT = 4096
 _INT64_MAX = 2**63 - 1
 
 
@@ -117,11 +114,8 @@ class OtlpRedactor:
     def __init__(self, engine: Redactor, vault: Any = None) -> None:
         self._engine = engine
         self._redact = engine.redact
-        self._is_clean = engine.is_clean
-        self._max_chars = engine.max_value_bytes
-        matcher = KeyNameMatcher(engine.ruleset.keynames)
-        self._key_match = matcher.match if matcher else None
-        self._clean_keys: set[str] = set()
+        self._is_clean_texts = engine.is_clean_texts
+        self._covers_key = engine.covers_key
         self._vault = vault
         self._lock = threading.Lock()
         self.failures = 0  # fields replaced by the failure placeholder by the gateway itself
@@ -172,28 +166,14 @@ class OtlpRedactor:
     # -- the one-scan clean check -----------------------------------------------------------
 
     def _scan(self, texts: list[Any]) -> bool:
-        """Stage 1 over newline-joined texts: the scanner triggers on the joined buffer
-        wherever it would on one of its parts (the contract ``scrub`` relies on too)."""
-        if not texts:
-            return True
-        parts = [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else t for t in texts]
-        data = parts[0] if len(parts) == 1 else b"\n".join(parts)
-        try:
-            return len(data) <= self._max_chars and self._is_clean(data)
-        except Exception:  # "not known clean": the engine meets it again and fails closed
-            return False
+        """Stage 1 over all the texts at once (see :meth:`Redactor.is_clean_texts`)."""
+        return self._is_clean_texts(texts)
 
     def _collect_kvs(self, kvs: Iterable[Any], texts: list[Any], depth: int) -> bool:
-        known = self._clean_keys
-        match = self._key_match
+        covers = self._covers_key
         for kv in kvs:
-            key = kv.key
-            if key not in known:
-                if match is not None and match(key) is not None:
-                    return False
-                if len(known) >= _KEYS_LIMIT:
-                    known.clear()
-                known.add(key)
+            if covers(kv.key):
+                return False  # its value is masked whatever it is: the engine must see it
             if not self._collect_value(kv.value, texts, depth):
                 return False
         return True
@@ -204,7 +184,7 @@ class OtlpRedactor:
             texts.append(getattr(value, kind))
         elif kind == "int_value":
             number = value.int_value
-            if not -_SHORTEST_NUMBER_SECRET < number < _SHORTEST_NUMBER_SECRET:
+            if not -SHORTEST_NUMBER_SECRET < number < SHORTEST_NUMBER_SECRET:
                 texts.append(str(number))  # a card number or SSN sent as an integer
         elif kind == "array_value":
             if depth >= _MAX_CHECK_DEPTH:

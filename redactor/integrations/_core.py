@@ -321,17 +321,13 @@ class CleanCheck:
     megabyte chunks) is that a newline-joined buffer triggers wherever one of its lines does.
     """
 
-    __slots__ = ("_is_clean", "_keys", "_clean_keys", "_kinds", "_max_chars")
+    __slots__ = ("_is_clean_texts", "_covers_key", "_clean_keys", "_kinds")
 
     def __init__(self, engine: Redactor) -> None:
-        from redactor.engine.keynames import KeyNameMatcher
-
-        self._is_clean = engine.is_clean
-        matcher = KeyNameMatcher(engine.ruleset.keynames)
-        self._keys = matcher.match if matcher else None
-        self._clean_keys: set[str] = set()
+        self._is_clean_texts = engine.is_clean_texts
+        self._covers_key = engine.covers_key
+        self._clean_keys: set[str] = set()  # keys seen not covered: one subset test per dict
         self._kinds: dict[type, int] = {}
-        self._max_chars = engine.max_value_bytes
 
     @classmethod
     def for_engine(cls, engine: Any) -> CleanCheck | None:
@@ -340,7 +336,11 @@ class CleanCheck:
         if not isinstance(engine, Redactor):
             return None
         kind = type(engine)
-        if kind.redact is not Redactor.redact or kind.is_clean is not Redactor.is_clean:
+        if (
+            kind.redact is not Redactor.redact
+            or kind.is_clean is not Redactor.is_clean
+            or kind.is_clean_texts is not Redactor.is_clean_texts
+        ):
             return None
         return cls(engine)
 
@@ -349,12 +349,7 @@ class CleanCheck:
 
     def text(self, text: str) -> bool:
         """Whether one string is clean (the stdlib message)."""
-        try:
-            return len(text) <= self._max_chars and self._is_clean(
-                text.encode("utf-8", "surrogatepass")
-            )
-        except Exception:
-            return False
+        return self._is_clean_texts((text,))
 
     def mapping(self, mapping: Any) -> bool:
         """Whether a dict (a structlog event dict) is clean."""
@@ -377,22 +372,17 @@ class CleanCheck:
             return False
 
     def _scan(self, parts: list[str]) -> bool:
-        if not parts:
-            return True
-        text = parts[0] if len(parts) == 1 else "\n".join(parts)
-        return len(text) <= self._max_chars and self._is_clean(
-            text.encode("utf-8", "surrogatepass")
-        )
+        return self._is_clean_texts(parts)
 
     def _keys_clean(self, mapping: dict[Any, Any]) -> bool:
         known = self._clean_keys
         if mapping.keys() <= known:
             return True
-        match = self._keys
+        covers = self._covers_key
         for key in mapping:
             if key in known:
                 continue
-            if type(key) is not str or (match is not None and match(key) is not None):
+            if type(key) is not str or covers(key):
                 return False
             if len(known) >= _KEYS_LIMIT:
                 known.clear()
