@@ -19,7 +19,9 @@ def test_clean_texts_are_clean(any_redactor: Redactor) -> None:
 
 
 @pytest.mark.parametrize("position", [0, 1, 2])
-def test_one_dirty_text_among_clean_ones_is_not_clean(any_redactor: Redactor, position: int) -> None:
+def test_one_dirty_text_among_clean_ones_is_not_clean(
+    any_redactor: Redactor, position: int
+) -> None:
     texts = ["first clean text", "second clean text", "third clean text"]
     texts[position] = CARD  # at the very start of its text: "^" no longer holds once joined
     assert not any_redactor.is_clean_texts(texts)
