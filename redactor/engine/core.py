@@ -162,7 +162,12 @@ class Redactor:
         ``trace_id`` keys the refs; a :class:`LazyTraceId` is only resolved on a finding.
         """
         try:
-            if type(value) is str:  # the hot path: one log message
+            if type(value) is str:  # the hot path: one log message, nearly always clean
+                if len(value) <= self.max_value_bytes:
+                    triggered = self._triggered(_utf8(value))
+                    if not triggered:
+                        return value
+                    return self._stage2(value, triggered, trace_id, findings, path)
                 return self._redact_str(value, trace_id, findings, path)
             return self._redact_any(value, trace_id, findings, path, 0)
         except Exception:  # fail closed: the caller gets a placeholder, never the raw value
