@@ -25,26 +25,33 @@ _COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with ``command``'s alone.
+
+    Importing a subcommand's module can be costly (the gateway loads gRPC and protobuf, the
+    broker its HTTP stack), so ``main`` builds only the one asked for; ``--help`` and unknown
+    commands get them all.
+    """
     parser = argparse.ArgumentParser(
         prog="redactor",
         description="Mask secrets in logs and telemetry; reveal originals under audited grants.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"redactor.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"redactor.cli.{name}":
-                raise
-            continue  # a command not shipped in this build
-        module.register(sub)
+    wanted = f"_{command}"
+    for name in _COMMAND_MODULES if wanted not in _COMMAND_MODULES else (wanted,):
+        importlib.import_module(f"redactor.cli.{name}").register(sub)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: its first argument, when that is not an option."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
