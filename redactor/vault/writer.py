@@ -130,6 +130,7 @@ class VaultWriter:
         # take the counted drop path without the hot path testing a separate flag.
         self._capacity = 0 if self._shutdown_started else self._max_queue_size
         self._wake_at = self._max_batch_size
+        self._flushes_waiting = 0  # flush tokens in the queue: drain partial batches for them
         self._wake = threading.Event()
         self._state_lock = threading.Lock()  # guards counters and popping; never taken by submit
         self._drop_lock = threading.Lock()
@@ -224,6 +225,8 @@ class VaultWriter:
         if worker is None or not worker.is_alive():
             return not self._queue and self._pending is None
         token = _FlushToken()
+        with self._state_lock:
+            self._flushes_waiting += 1
         self._queue.append(token)  # bypasses the capacity check on purpose: tokens are tiny
         self._wake.set()
         return token.done.wait(timeout_s)
@@ -323,6 +326,7 @@ class VaultWriter:
                 while queue and type(queue[0]) is _FlushToken:
                     tokens.append(queue.popleft())  # type: ignore[arg-type]
                 break
+            self._flushes_waiting -= len(tokens)
             for item in batch:
                 try:
                     self._drained += len(item[3])
@@ -331,9 +335,21 @@ class VaultWriter:
         return batch, tokens
 
     def _work(self) -> None:
+        # One wake-up takes what is queued; after that only full batches, unless a flush or
+        # shutdown waits. Records that keep arriving while a batch is sealed would otherwise be
+        # taken a few at a time, each small batch paying for a key agreement and a write.
+        first = True
         while True:
             if self._pending is not None and not self._write_pending():
                 return  # backend still failing: wait for the back-off
+            if (
+                not first
+                and len(self._queue) < self._max_batch_size
+                and not self._flushes_waiting
+                and not self._stopping
+            ):
+                return
+            first = False
             batch, tokens = self._pop_batch()
             if not batch and not tokens:
                 return
@@ -469,6 +485,8 @@ class VaultWriter:
                     pass
             else:
                 tokens.append(item)  # type: ignore[arg-type]
+        with self._state_lock:
+            self._flushes_waiting = 0
         with self._drop_lock:
             self._dropped += lost
         if lost:

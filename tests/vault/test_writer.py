@@ -208,3 +208,35 @@ def test_records_without_findings_are_not_stored(keys_dir: Path) -> None:
 def test_bad_settings_fail_at_construction(keys_dir: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(VaultConfigError):
         VaultWriter(_BlockingVault(), load_public_key(keys_dir), **kwargs)
+
+
+class _SlowVault(_BlockingVault):
+    """Each write takes a while and records the size of the batch it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.batch_records: list[int] = []
+
+    def put(self, entries: Sequence[SealedEntry]) -> None:
+        time.sleep(0.02)
+        self.batch_records.append(len(entries))
+        super().put(entries)
+
+
+def test_records_arriving_during_a_write_wait_for_a_full_batch(keys_dir: Path) -> None:
+    # Steady traffic must not be cut into tiny batches (each costs a key agreement and a
+    # write): between timer ticks the worker only takes full batches.
+    backend = _SlowVault()
+    writer = VaultWriter(
+        backend, load_public_key(keys_dir), max_batch_size=50, schedule_delay_s=30.0
+    )
+    for i in range(200):
+        trace = f"{i:032x}"  # one entry per record, so entries count records
+        writer.submit(trace, "app", "line", (make_finding(trace, card_number()),))
+        time.sleep(0.001)  # records keep arriving while a batch is being written
+    assert writer.flush()
+    assert sum(backend.batch_records) == 200
+    assert all(size == 50 for size in backend.batch_records[:-1]), backend.batch_records
+    assert writer.stats()["written"] == 200
+    assert writer.shutdown()
