@@ -12,7 +12,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import orjson
@@ -23,7 +22,7 @@ from redactor.engine.keynames import KeyNameMatcher, text_rule
 from redactor.engine.masks import (
     FAILED_PLACEHOLDER,
     PLACEHOLDER_RE,
-    make_ref,
+    RefMaker,
     mask_text,
     placeholder,
 )
@@ -86,11 +85,16 @@ def _trace_value(trace_id: str | LazyTraceId | None) -> str | None:
     return trace_id.get() if isinstance(trace_id, LazyTraceId) else trace_id
 
 
-@dataclass(frozen=True, slots=True)
 class _Candidate:
-    start: int
-    end: int
-    rule: Rule
+    """A validated span of one rule, before overlaps are resolved (a plain slots class: one
+    is built per match on the dirty path, where a frozen dataclass's ``__init__`` shows)."""
+
+    __slots__ = ("start", "end", "rule")
+
+    def __init__(self, start: int, end: int, rule: Rule) -> None:
+        self.start = start
+        self.end = end
+        self.rule = rule
 
 
 class Redactor:
@@ -115,6 +119,7 @@ class Redactor:
             raise ValueError("ref_key must be at least 16 bytes")
         self.ruleset = ruleset
         self._ref_key = ref_key
+        self._make_ref = RefMaker(ref_key)
         self.max_value_bytes = max_value_bytes
         self.match_timeout_s = match_timeout_s
         self.rules: tuple[Rule, ...] = ruleset.rules + tuple(text_rule(k) for k in ruleset.keynames)
@@ -140,6 +145,7 @@ class Redactor:
         self._keyworded = tuple(any(r.keywords for r in g) for g in self._gated)
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
         self._triggered = self.scanner.triggered
+        self._has_secret_group: dict[str, bool] = {}  # rule id -> pattern has (?P<secret>)
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
         self.oversized = 0
@@ -332,7 +338,7 @@ class Redactor:
             return item
         if rule.validator is not None and rule.validator(text) is False:
             return item  # not this rule's kind of value; the caller redacts it as usual
-        ref = make_ref(self._ref_key, _trace_value(trace_id), rule.label, text)
+        ref = self._make_ref(_trace_value(trace_id), rule.label, text)
         masked = placeholder(rule.label, mask_text(rule.mask, text), ref)
         self.redactions[rule.id] += 1
         if findings is not None:
@@ -391,10 +397,8 @@ class Redactor:
         for index in sorted(triggered):
             for rule in self._gated[index]:
                 try:
-                    candidates.extend(
-                        _Candidate(s, e, rule)
-                        for s, e in self._match_rule(rule, text, lowered, timeout_s)
-                    )
+                    for start, end in self._match_rule(rule, text, lowered, timeout_s):
+                        candidates.append(_Candidate(start, end, rule))
                 except TimeoutError:
                     self._count_failure(f"timeout in rule {rule.id}")
                     return FAILED_PLACEHOLDER
@@ -410,7 +414,7 @@ class Redactor:
         for cand in chosen:
             original = text[cand.start : cand.end]
             rule = cand.rule
-            ref = make_ref(self._ref_key, _trace_value(trace_id), rule.label, original)
+            ref = self._make_ref(_trace_value(trace_id), rule.label, original)
             masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
             pieces.append(text[cursor : cand.start])
             pieces.append(masked)
@@ -436,16 +440,18 @@ class Redactor:
 
     def _match_rule(
         self, rule: Rule, text: str, lowered: str, timeout_s: float
-    ) -> Iterator[tuple[int, int]]:
+    ) -> list[tuple[int, int]]:
         """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
-        has_secret_group = "secret" in rule.pattern.groupindex
+        pattern = rule.pattern
+        has_secret_group = self._has_secret_group.get(rule.id)
+        if has_secret_group is None:  # groupindex builds a dict on every access: ask once
+            has_secret_group = self._has_secret_group[rule.id] = "secret" in pattern.groupindex
         # Arming the regex timeout costs more than matching a log line. The shipped rules are
         # reviewed and tested for linear matching, so on short text they run without it; rules
         # from other packs, and every rule on long text, run under it.
         guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
-        matches = (
-            rule.pattern.finditer(text, timeout=timeout_s) if guard else rule.pattern.finditer(text)
-        )
+        matches = pattern.finditer(text, timeout=timeout_s) if guard else pattern.finditer(text)
+        spans: list[tuple[int, int]] = []
         for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
             if start < 0 or start == end:
@@ -468,7 +474,8 @@ class Redactor:
                 window = lowered[max(0, m.start() - rule.keyword_window) : m.start()]
                 if not any(k in window for k in rule.keywords):
                     continue
-            yield start, end
+            spans.append((start, end))
+        return spans
 
     @staticmethod
     def _shrink(rule: Rule, text: str, m: Any, timeout_s: float) -> Any:
@@ -509,7 +516,7 @@ class Redactor:
 
     def rule_spans(self, rule: Rule, text: str) -> list[tuple[int, int]]:
         """What ``rule`` alone finds in ``text`` (for rule tests; no masking, no stage 1)."""
-        return list(self._match_rule(rule, text, text.lower(), self.match_timeout_s))
+        return self._match_rule(rule, text, text.lower(), self.match_timeout_s)
 
     def trigger_fires(self, rule: Rule, text: str) -> bool:
         """Whether stage 1 lets ``rule`` run on ``text``."""

@@ -8,7 +8,6 @@ strings, logfmt values, query strings and header lists. ``reveal --apply`` finds
 
 from __future__ import annotations
 
-import base64
 import hmac
 
 import regex
@@ -23,22 +22,44 @@ PLACEHOLDER_RE = regex.compile(
 FAILED_PLACEHOLDER = "[redaction-failed]"
 
 
+# Lowercase RFC 4648 base32 of every 10-bit value: a 40-bit ref is four lookups.
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)
+
+
 def make_ref(ref_key: bytes, trace_id: str | None, label: str, value: str) -> str:
     """The keyed, deterministic ref of a value: equal inside a trace, unlinkable across traces.
 
-    40 bits of HMAC-SHA256 in lowercase RFC 4648 base32. The key makes a ref of a 9-digit
-    SSN impossible to brute-force, unlike an unkeyed hash.
+    40 bits of HMAC-SHA256 of ``trace id \x1f label \x1f value`` in lowercase RFC 4648
+    base32. The key makes a ref of a 9-digit SSN impossible to brute-force, unlike an unkeyed
+    hash. The engine uses :class:`RefMaker`, which gives the same refs faster.
     """
-    message = b"\x1f".join(
-        ((trace_id or "").encode(), label.encode(), value.encode("utf-8", "surrogatepass"))
-    )
-    return base64.b32encode(hmac.digest(ref_key, message, "sha256")[:5]).decode("ascii").lower()
+    return RefMaker(ref_key)(trace_id, label, value)
+
+
+class RefMaker:
+    """:func:`make_ref` under one key, with the key schedule done once (the HMAC state after
+    the key is copied per ref instead of rebuilt: about a third cheaper)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, ref_key: bytes) -> None:
+        self._keyed = hmac.new(ref_key, digestmod="sha256")
+
+    def __call__(self, trace_id: str | None, label: str, value: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(f"{trace_id or ''}\x1f{label}\x1f{value}".encode("utf-8", "surrogatepass"))
+        n = int.from_bytes(mac.digest()[:5], "big")
+        pairs = _B32_PAIRS
+        return pairs[n >> 30] + pairs[(n >> 20) & 1023] + pairs[(n >> 10) & 1023] + pairs[n & 1023]
 
 
 _NON_DIGIT = regex.compile(r"[^0-9]+")
 
 
 def _last4_digits(value: str) -> str:
+    if value.isascii() and value.isdigit():
+        return value[-4:]
     return _NON_DIGIT.sub("", value)[-4:]
 
 

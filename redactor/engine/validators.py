@@ -22,21 +22,35 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 _NON_DIGIT = re.compile(r"[^0-9]+")
-_LUHN_DOUBLED = {str(d): (2 * d if d < 5 else 2 * d - 9) for d in range(10)}
+# Byte value of an ASCII digit -> the digit (kept) / the digit sum of twice it (doubled).
+_LUHN_KEPT = bytes(range(256)).translate(
+    bytes.maketrans(b"0123456789", bytes(range(10)))
+)
+_LUHN_DOUBLED = bytes(range(256)).translate(
+    bytes.maketrans(b"0123456789", bytes(2 * d if d < 5 else 2 * d - 9 for d in range(10)))
+)
 
 
 def _digits(value: str) -> str:
+    if value.isascii() and value.isdigit():
+        return value
     return _NON_DIGIT.sub("", value)
+
+
+def _luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a string of ASCII digits (summed as bytes, in C)."""
+    data = digits.encode("ascii")
+    kept = sum(data[-1::-2].translate(_LUHN_KEPT))
+    doubled = sum(data[-2::-2].translate(_LUHN_DOUBLED))
+    return (kept + doubled) % 10 == 0
 
 
 def luhn(value: str) -> bool:
     """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
-    digits = _digits(value.replace("%20", ""))
+    digits = _digits(value.replace("%20", "") if "%" in value else value)
     if not 12 <= len(digits) <= 19:
         return False
-    kept = sum(map(int, digits[-1::-2]))
-    doubled = sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
-    return (kept + doubled) % 10 == 0
+    return _luhn_ok(digits)
 
 
 # (prefix digits, IIN range low, high, allowed lengths), checked in order.
@@ -63,14 +77,14 @@ _CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
 
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
-    digits = _digits(value.replace("%20", ""))
+    digits = _digits(value.replace("%20", "") if "%" in value else value)
     n = len(digits)
-    if n < 13:
+    if not 13 <= n <= 19:
         return False
     prefixes = (0, int(digits[0]), int(digits[:2]), int(digits[:3]), int(digits[:4]))
     for width, low, high, lengths in _CARD_RANGES:
         if low <= prefixes[width] <= high and n in lengths:
-            return luhn(digits)
+            return _luhn_ok(digits)
     return False
 
 
