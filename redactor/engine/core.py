@@ -202,6 +202,18 @@ class Redactor:
         """Stage 1 alone: True when no rule could match in ``data`` (UTF-8 bytes)."""
         return not self.scanner.triggered(data)
 
+    def is_clean_text(self, text: str) -> bool:
+        """Stage 1 over one string: True only when no rule could match in it (the one-scan
+        test of a plain log message; False when unsure, as :meth:`is_clean_texts`)."""
+        try:
+            try:
+                data = text.encode()
+            except UnicodeEncodeError:
+                data = text.encode("utf-8", "surrogatepass")
+            return len(data) <= self.max_value_bytes and not self._triggered(data)
+        except Exception:
+            return False
+
     def is_clean_texts(self, texts: Sequence[str | bytes]) -> bool:
         """Stage 1 over several texts in one scan: True only when no rule could match in any.
 

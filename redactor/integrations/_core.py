@@ -321,10 +321,12 @@ class CleanCheck:
     megabyte chunks) is that a newline-joined buffer triggers wherever one of its lines does.
     """
 
-    __slots__ = ("_is_clean_texts", "_covers_key", "_clean_keys", "_kinds")
+    __slots__ = ("_is_clean_texts", "text", "_covers_key", "_clean_keys", "_kinds")
 
     def __init__(self, engine: Redactor) -> None:
         self._is_clean_texts = engine.is_clean_texts
+        #: Whether one string is clean (the stdlib message): the engine's own one-string test.
+        self.text: Callable[[str], bool] = engine.is_clean_text
         self._covers_key = engine.covers_key
         self._clean_keys: set[str] = set()  # keys seen not covered: one subset test per dict
         self._kinds: dict[type, int] = {}
@@ -340,16 +342,13 @@ class CleanCheck:
             kind.redact is not Redactor.redact
             or kind.is_clean is not Redactor.is_clean
             or kind.is_clean_texts is not Redactor.is_clean_texts
+            or kind.is_clean_text is not Redactor.is_clean_text
         ):
             return None
         return cls(engine)
 
     # Any error here (a dict changed by another thread, a scanner failure) only means "not
     # known clean": the engine then meets the same trouble and fails closed as it always does.
-
-    def text(self, text: str) -> bool:
-        """Whether one string is clean (the stdlib message)."""
-        return self._is_clean_texts((text,))
 
     def mapping(self, mapping: Any) -> bool:
         """Whether a dict (a structlog event dict) is clean."""

@@ -147,42 +147,53 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact ``record`` in place (once); never raises, never drops the record."""
-        if record.args is _DONE or (self.name and not super().filter(record)):
+        args = record.args
+        if args is _DONE or (self.name and not super().filter(record)):
             return True
         try:
+            check = self._check
+            if (
+                check is not None
+                and len(record.__dict__) <= _BASE_ATTR_COUNT  # no extras, no cached "message"
+                and record.exc_info is None
+                and not record.exc_text
+                and not record.stack_info
+            ):
+                # The common record, a plain message and nothing else to redact: one scan
+                # decides, here, without the calls of the general path below.
+                msg = record.msg
+                if args:
+                    try:
+                        plain = record.getMessage()
+                    except Exception:
+                        plain = None  # the general path keeps the template, drops the args
+                else:
+                    plain = msg if type(msg) is str else None
+                if plain is not None:
+                    if check.text(plain):
+                        record.msg = plain
+                        record.args = _DONE
+                        return True
+                    self.redact_record(record, prescanned=True)
+                    return True
             self.redact_record(record)
         except Exception as exc:  # a bug of ours must not cost the host its log line
             self._fail_record(record, exc)
         return True
 
     def redact_record(
-        self, record: logging.LogRecord, formatter: logging.Formatter | None = None
+        self,
+        record: logging.LogRecord,
+        formatter: logging.Formatter | None = None,
+        *,
+        prescanned: bool = False,
     ) -> None:
-        """Redact every text-bearing part of ``record`` and mark it redacted."""
+        """Redact every text-bearing part of ``record`` and mark it redacted.
+
+        ``prescanned``: the caller already found the record's text not clean (skip that scan).
+        """
         attrs = record.__dict__
-        check = self._check
-        if (
-            check is not None
-            and len(attrs) <= _BASE_ATTR_COUNT  # no extras, no cached "message"
-            and record.exc_info is None
-            and not record.exc_text
-            and not record.stack_info
-        ):
-            # The common record: a plain message, nothing else to redact. One scan decides.
-            msg = record.msg
-            if record.args:
-                try:
-                    plain = record.getMessage()
-                except Exception:
-                    plain = None  # the general path below keeps the template, drops the args
-            else:
-                plain = msg if type(msg) is str else None
-            if plain is not None:
-                if check.text(plain):
-                    record.msg = plain
-                    record.args = _DONE
-                    return
-                check = None  # scanned dirty already: straight to the engine below
+        check = None if prescanned else self._check
 
         # -- gather the originals: the formatted message (formatted once here, so formatters
         # do no %-formatting later), the traceback text, the exception message, stack, extras
