@@ -119,7 +119,8 @@ def text_rule(rule: KeyNameRule) -> Rule:
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
-        pattern=regex.compile(pattern, regex.IGNORECASE),
+        pattern_source=pattern,
+        pattern_flags=regex.IGNORECASE,
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,
         mask=rule.mask,

@@ -84,6 +84,10 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, engine: Redactor, vault: Any = None) -> None:
         config.validate()
+        # The engine compiles patterns on first use; a server compiles them all before it
+        # listens, so that its first requests are not the ones that wait for it.
+        for rule in engine.rules:
+            rule.compile()
         self.config = config
         self._vault = vault
         self._redactor = OtlpRedactor(engine, vault)
