@@ -27,7 +27,7 @@ from redactor.engine.masks import (
     placeholder,
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
-from redactor.engine.scanner import DatabaseCache, Scanner, make_scanner
+from redactor.engine.scanner import DatabaseCache, Scanner, make_anchor_finder, make_scanner
 from redactor.engine.validators import not_placeholder_like, shannon_entropy
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
@@ -145,6 +145,11 @@ class Redactor:
         self._keyworded = tuple(any(r.keywords for r in g) for g in self._gated)
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
         self._triggered = self.scanner.triggered
+        anchored = [r for r in self.rules if r.anchor]
+        self._anchor_ids = {r.id: i for i, r in enumerate(anchored)}
+        self._anchors = make_anchor_finder(
+            [r.anchor for r in anchored if r.anchor], scanner, scanner_cache
+        )
         self._has_secret_group: dict[str, bool] = {}  # rule id -> pattern has (?P<secret>)
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
@@ -404,12 +409,20 @@ class Redactor:
         candidates: list[_Candidate] = []
         keyworded = self._keyworded
         lowered = text.lower() if any(keyworded[i] for i in triggered) else text
+        # Anchor starts are byte offsets: they index the str only when it is ASCII.
+        anchors = self._anchors if text.isascii() else None
+        anchor_starts: dict[int, list[int]] | None = None
         # Trigger order, not report order: Hyperscan reports triggers in match order, and
         # candidates that tie on length and priority are settled by the order they come in.
         for index in sorted(triggered):
             for rule in self._gated[index]:
+                starts: Sequence[int] | None = None
+                if anchors is not None and rule.anchor is not None:
+                    if anchor_starts is None:
+                        anchor_starts = anchors.starts(text.encode())
+                    starts = anchor_starts.get(self._anchor_ids[rule.id], ())
                 try:
-                    for start, end in self._match_rule(rule, text, lowered, timeout_s):
+                    for start, end in self._match_rule(rule, text, lowered, timeout_s, starts):
                         candidates.append(_Candidate(start, end, rule))
                 except TimeoutError:
                     self._count_failure(f"timeout in rule {rule.id}")
@@ -451,9 +464,17 @@ class Redactor:
         return self._keep_json_valid(text, out, trace_id, findings, path, findings_before)
 
     def _match_rule(
-        self, rule: Rule, text: str, lowered: str, timeout_s: float
+        self,
+        rule: Rule,
+        text: str,
+        lowered: str,
+        timeout_s: float,
+        starts: Sequence[int] | None = None,
     ) -> list[tuple[int, int]]:
-        """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any)."""
+        """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any).
+
+        ``starts``: where the rule's anchor matched; the pattern is tried only there.
+        """
         pattern = rule.pattern
         has_secret_group = self._has_secret_group.get(rule.id)
         if has_secret_group is None:  # groupindex builds a dict on every access: ask once
@@ -462,7 +483,13 @@ class Redactor:
         # reviewed and tested for linear matching, so on short text they run without it; rules
         # from other packs, and every rule on long text, run under it.
         guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
-        matches = pattern.finditer(text, timeout=timeout_s) if guard else pattern.finditer(text)
+        matches: Iterable[Any]
+        if starts is not None:
+            matches = _anchored_matches(pattern, text, starts, timeout_s if guard else None)
+        elif guard:
+            matches = pattern.finditer(text, timeout=timeout_s)
+        else:
+            matches = pattern.finditer(text)
         spans: list[tuple[int, int]] = []
         for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
@@ -570,6 +597,24 @@ class Redactor:
             _internal.warning(
                 "redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER
             )
+
+
+def _anchored_matches(
+    pattern: Any, text: str, starts: Sequence[int], timeout_s: float | None
+) -> Iterator[Any]:
+    """What ``pattern.finditer(text)`` yields, when every match starts at one of ``starts``
+    (ascending): a match tried at each start, skipping starts inside the last match."""
+    end = 0
+    for start in starts:
+        if start < end:
+            continue
+        if timeout_s is None:
+            m = pattern.match(text, start)
+        else:
+            m = pattern.match(text, start, timeout=timeout_s)
+        if m is not None:
+            end = max(m.end(), start + 1)
+            yield m
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:

@@ -119,6 +119,8 @@ def text_rule(rule: KeyNameRule) -> Rule:
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
+        # Every match starts at a name (see above).
+        anchor="(?i)(?:" + "|".join(names) + ")",
         pattern_source=pattern,
         pattern_flags=regex.IGNORECASE,
         validator_name=rule.validator_name or "not_placeholder_like",

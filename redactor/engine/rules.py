@@ -59,6 +59,10 @@ class Rule:
     trigger: str
     pattern_source: str
     pattern_flags: int = 0
+    # Where every match of the pattern starts (a stage-1-syntax regex). When set, stage 2 tries
+    # the pattern only at the anchor's match starts, found by Hyperscan, instead of at every
+    # position of the text: the same matches, far fewer attempts for keyword-led patterns.
+    anchor: str | None = None
     validator_name: str | None = None
     validator: Validator | None = None
     keywords: tuple[str, ...] = ()
@@ -189,6 +193,14 @@ def _compile_rule(
     if not _LABEL_RE.fullmatch(label):
         raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
     trigger = _str(raw, "trigger", where)
+    anchor = raw.get("anchor")
+    if anchor is not None:
+        if not isinstance(anchor, str) or not anchor:
+            raise RuleError(f"{where}: 'anchor' must be a non-empty string")
+        try:  # anchors share the triggers' syntax (Hyperscan, and re for the fallback)
+            re.compile(anchor.encode())
+        except re.error as exc:
+            raise RuleError(f"{where}: anchor does not compile: {exc}") from None
     # Triggers must also compile for the portable scanner, which uses the re module. The
     # shipped packs' are compiled by their tests and by `redactor rules test --scanner regex`.
     if guarded:
@@ -224,6 +236,7 @@ def _compile_rule(
         "description",
         "version1",
         "shrink",
+        "anchor",
     }
     unknown = set(raw) - known
     if unknown:
@@ -244,6 +257,7 @@ def _compile_rule(
         mask=mask,
         priority=int(raw.get("priority", 50)),
         shrink=bool(raw.get("shrink", False)),
+        anchor=anchor,
         guarded=guarded,
         must_match=_examples(raw.get("must_match"), where),
         must_not_match=_examples(raw.get("must_not_match"), where),

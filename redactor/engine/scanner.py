@@ -203,6 +203,68 @@ def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]
     hits.append(pattern_id)
 
 
+class AnchorFinder:
+    """Where rules' anchors match: one Hyperscan pass reporting the start of every match.
+
+    Stage 2 uses it to try an anchored rule's pattern only at those positions (see
+    ``Rule.anchor``). Hyperscan only: without it, patterns are searched at every position,
+    which gives the same matches.
+    """
+
+    def __init__(self, anchors: Sequence[str], cache: DatabaseCache | None = None) -> None:
+        assert _hs is not None
+        expressions = [_hyperscan_syntax(a) for a in anchors]
+        flags = [_hyperscan_flags(a) | _hs.HS_FLAG_SOM_LEFTMOST for a in anchors]
+
+        def build() -> Any:
+            assert _hs is not None
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(
+                expressions=expressions,
+                ids=list(range(len(expressions))),
+                elements=len(expressions),
+                flags=flags,
+            )
+            return db
+
+        key = "anchors\x00" + "\x00".join(anchors)
+        self._db = cache.load_or_build(key, build) if cache else build()
+        self._scratch = _hs.Scratch(self._db)
+        self._local = threading.local()
+
+    def starts(self, data: bytes) -> dict[int, list[int]]:
+        """Anchor id -> byte offsets where it matches, ascending, without repeats."""
+        local = self._local
+        try:
+            scratch = local.scratch
+        except AttributeError:
+            scratch = local.scratch = self._scratch.clone()
+        found: dict[int, list[int]] = {}
+
+        def on_match(anchor_id: int, start: int, _to: int, _flags: int, _ctx: object) -> None:
+            starts = found.get(anchor_id)
+            if starts is None:
+                found[anchor_id] = [start]
+            elif starts[-1] != start:  # one start can end several alternatives
+                starts.append(start)
+
+        self._db.scan(data, on_match, 0, None, scratch)
+        for starts in found.values():
+            # Reports come in end order: a longer match may report an earlier start later.
+            if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+                starts[:] = sorted(set(starts))
+        return found
+
+
+def make_anchor_finder(
+    anchors: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None
+) -> AnchorFinder | None:
+    """An :class:`AnchorFinder` when Hyperscan is used, else None (patterns search as usual)."""
+    if not anchors or prefer == "regex" or _hs is None:
+        return None
+    return AnchorFinder(anchors, cache)
+
+
 class DatabaseCache:
     """Serialized Hyperscan databases in a directory, authenticated with an HMAC key."""
 

@@ -218,12 +218,25 @@ def password_value(value: str) -> bool:
     return not (core.startswith(("/", "~/")) and all(c.isalnum() or c in "/._-~" for c in core))
 
 
+# c * log2(c) for the character counts of typical secrets, looked up instead of computed.
+_C_LOG2_C = tuple(c * math.log2(c) if c else 0.0 for c in range(1025))
+
+
 def shannon_entropy(value: str) -> float:
-    """Bits per character of ``value``'s own character distribution."""
-    if not value:
-        return 0.0
+    """Bits per character of ``value``'s own character distribution.
+
+    H = log2(n) - sum(c * log2(c)) / n over the character counts c (the same quantity as
+    -sum(p * log2(p)), with the per-count terms from a table).
+    """
     n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    if not n:
+        return 0.0
+    counts = Counter(value).values()
+    if n < len(_C_LOG2_C):
+        total = sum(map(_C_LOG2_C.__getitem__, counts))
+    else:
+        total = sum(c * math.log2(c) for c in counts)
+    return max(0.0, math.log2(n) - total / n)
 
 
 VALIDATORS: dict[str, Validator] = {

@@ -83,6 +83,10 @@ BAD_PACKS = {
         "unknown validator",
     ),
     "unknown_field": (GOOD_RULE.replace("pattern =", 'colour = "red"\npattern ='), "unknown field"),
+    "bad_anchor": (
+        GOOD_RULE.replace("pattern =", "anchor = 'wdg_('\npattern ="),
+        "anchor does not",
+    ),
     "bad_label": (
         GOOD_RULE.replace('label = "widget"', 'label = "Widget Key"'),
         "label must match",
