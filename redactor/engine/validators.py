@@ -34,6 +34,9 @@ _LUHN_DOUBLED = bytes(range(256)).translate(
 def _digits(value: str) -> str:
     if value.isascii() and value.isdigit():
         return value
+    grouped = value.replace(" ", "").replace("-", "")  # the usual separators, without a regex
+    if grouped.isascii() and grouped.isdigit():
+        return grouped
     return _NON_DIGIT.sub("", value)
 
 
@@ -185,28 +188,21 @@ def aws_key_id(value: str) -> bool:
     return all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value[4:])
 
 
+_MASK_CHARS = frozenset("*xX-_.")
+_PLACEHOLDER_WORDS = frozenset(
+    {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
+)
+
+
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks, templates."""
     core = value.strip("\"'")
-    if not core:
+    chars = set(core)
+    if len(chars) <= 2 or chars <= _MASK_CHARS:
         return False
-    if len(set(core)) <= 2:
+    if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    lowered = core.lower()
-    if lowered in {
-        "null",
-        "none",
-        "true",
-        "false",
-        "undefined",
-        "redacted",
-        "<redacted>",
-        "changeme",
-    }:
-        return False
-    if core.startswith(("${", "{{", "<", "%(", "[redacted")) or set(core) <= set("*xX-_."):
-        return False
-    return True
+    return not core.startswith(("${", "{{", "<", "%(", "[redacted"))
 
 
 def password_value(value: str) -> bool:
