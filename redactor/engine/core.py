@@ -229,8 +229,11 @@ class Redactor:
         """
         if not texts:
             return True
-        parts = [t if isinstance(t, bytes) else _utf8(t) for t in texts]
-        data = parts[0] if len(parts) == 1 else b"\n".join(parts)
+        try:
+            data = "\n".join(texts).encode()  # type: ignore[arg-type]  # all str: the usual case
+        except (TypeError, UnicodeEncodeError):  # bytes among them, or lone surrogates
+            parts = [t if isinstance(t, bytes) else _utf8(t) for t in texts]
+            data = b"\n".join(parts)
         try:
             return len(data) <= self.max_value_bytes and not self._triggered(data)
         except Exception:  # "not known clean": redact() meets the same trouble and fails closed
