@@ -350,9 +350,9 @@ class CleanCheck:
     # Any error here (a dict changed by another thread, a scanner failure) only means "not
     # known clean": the engine then meets the same trouble and fails closed as it always does.
 
-    def mapping(self, mapping: Any) -> bool:
-        """Whether a dict (a structlog event dict) is clean."""
-        parts: list[str] = []
+    def mapping(self, mapping: Any, text: str | None = None) -> bool:
+        """Whether a dict (a structlog event dict, OTel attributes) and ``text`` are clean."""
+        parts: list[str] = [] if text is None else [text]
         try:
             return (
                 type(mapping) is dict

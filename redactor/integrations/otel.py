@@ -99,10 +99,15 @@ class _StaticCache:
         self._lock = threading.Lock()
         # id -> (original kept alive so the id stays unique, redacted copy)
         self._cache: dict[int, tuple[Any, Any]] = {}
+        self._last: tuple[Any, Any] = (None, None)  # most records share one: no lookup then
 
     def get(self, obj: Any, build: Any) -> Any:
+        last = self._last
+        if last[0] is obj:
+            return last[1]
         entry = self._cache.get(id(obj))
         if entry is not None and entry[0] is obj:
+            self._last = entry
             return entry[1]
         findings: list[Finding] = []
         redacted = build(obj, findings)
@@ -111,7 +116,7 @@ class _StaticCache:
         with self._lock:
             if len(self._cache) > 64:  # providers are few; a growing cache means churn
                 self._cache.clear()
-            self._cache[id(obj)] = (obj, redacted)
+            self._cache[id(obj)] = self._last = (obj, redacted)
         return redacted
 
     def resource(self, resource: Resource, findings: list[Finding]) -> Resource:
@@ -200,15 +205,23 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         if static is not None:
             resource = log_record.resource
             if resource is not None:
-                log_record.resource = static.get(resource, static.resource)
+                redacted_resource = static.get(resource, static.resource)
+                if redacted_resource is not resource:
+                    log_record.resource = redacted_resource
             scope = log_record.instrumentation_scope
             if scope is not None:
-                log_record.instrumentation_scope = static.get(scope, static.scope)
+                redacted_scope = static.get(scope, static.scope)
+                if redacted_scope is not scope:
+                    log_record.instrumentation_scope = redacted_scope
 
         # A clean record takes one scan; a dirty one is redacted field by field under one
         # lazy trace id, looked up only if a value needs a ref.
         check = self._check
-        if check is not None and check.values((body, attrs, event_name)):
+        if check is not None and (
+            check.mapping(attrs if attrs is not None else {}, body)
+            if event_name is None and (body is None or type(body) is str)
+            else check.values((body, attrs, event_name))
+        ):
             return
         findings: list[Finding] = []
         lazy = self._trace_id(attrs.get if attrs else _none_get, record.trace_id)
