@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
@@ -416,8 +417,9 @@ class Redactor:
         candidates: list[_Candidate] = []
         keyworded = self._keyworded
         lowered = text.lower() if any(keyworded[i] for i in triggered) else text
-        # Anchor starts are byte offsets: they index the str only when it is ASCII.
-        anchors = self._anchors if text.isascii() else None
+        # Anchor starts are byte offsets: they index the str only when it is ASCII. Long texts
+        # are searched in full, under the match timeout, as always.
+        anchors = self._anchors if len(text) <= _TIMEOUT_FROM_CHARS and text.isascii() else None
         anchor_starts: dict[int, list[int]] | None = None
         # Trigger order, not report order: Hyperscan reports triggers in match order, and
         # candidates that tie on length and priority are settled by the order they come in.
@@ -610,15 +612,20 @@ def _anchored_matches(
     pattern: Any, text: str, starts: Sequence[int], timeout_s: float | None
 ) -> Iterator[Any]:
     """What ``pattern.finditer(text)`` yields, when every match starts at one of ``starts``
-    (ascending): a match tried at each start, skipping starts inside the last match."""
+    (ascending): a match tried at each start, skipping starts inside the last match.
+    ``timeout_s`` bounds all the tries together, as it bounds one ``finditer``."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     end = 0
     for start in starts:
         if start < end:
             continue
-        if timeout_s is None:
+        if deadline is None:
             m = pattern.match(text, start)
         else:
-            m = pattern.match(text, start, timeout=timeout_s)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("anchored search timed out")
+            m = pattern.match(text, start, timeout=remaining)
         if m is not None:
             end = max(m.end(), start + 1)
             yield m

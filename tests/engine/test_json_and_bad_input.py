@@ -222,11 +222,16 @@ print(out == "[redaction-failed]", r.failures)
 """
 
 
-def test_pattern_timeout_fails_closed_on_a_short_value(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "pack",
+    [SLOW_PACK, SLOW_PACK.replace("pattern =", "anchor = 'slowkey'\npattern =")],
+    ids=["searched", "anchored"],
+)
+def test_pattern_timeout_fails_closed_on_a_short_value(tmp_path: Path, pack: str) -> None:
     import subprocess
     import sys
 
-    (tmp_path / "slow.toml").write_text(SLOW_PACK)
+    (tmp_path / "slow.toml").write_text(pack)
     done = None
     try:
         done = subprocess.run(
