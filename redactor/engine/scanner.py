@@ -266,7 +266,11 @@ def make_anchor_finder(
 
 
 class DatabaseCache:
-    """Serialized Hyperscan databases in a directory, authenticated with an HMAC key."""
+    """Serialized Hyperscan databases in a directory, authenticated with an HMAC key.
+
+    The tag covers what the database was built from as well as its bytes, so a valid file
+    copied under another name (a database of other triggers) is refused like a tampered one.
+    """
 
     def __init__(self, directory: Path, hmac_key: bytes) -> None:
         self.directory = directory
@@ -274,12 +278,19 @@ class DatabaseCache:
 
     def load_or_build(self, identity: str, build: Callable[[], Any]) -> Any:
         assert _hs is not None
-        digest = hashlib.sha256(f"{_hs.__version__}\x00{identity}".encode()).hexdigest()[:32]
+        # The key's fingerprint is part of the name: engines with different keys sharing a
+        # home keep a file each instead of rebuilding over each other's.
+        fingerprint = hmac.new(self._key, b"redactor hyperscan cache", hashlib.sha256).hexdigest()
+        digest = hashlib.sha256(
+            f"{_hs.__version__}\x00{fingerprint}\x00{identity}".encode()
+        ).hexdigest()[:32]
         path = self.directory / f"hs-{digest}.db"
+        bound_to = hashlib.sha256(f"{_hs.__version__}\x00{identity}".encode()).digest()
         try:
             blob = path.read_bytes()
             tag, payload = blob[:32], blob[32:]
-            if hmac.compare_digest(tag, hmac.new(self._key, payload, hashlib.sha256).digest()):
+            expected = hmac.new(self._key, bound_to + payload, hashlib.sha256).digest()
+            if hmac.compare_digest(tag, expected):
                 return _hs.loadb(payload, _hs.HS_MODE_BLOCK)
         except (OSError, _hs.error):
             pass
@@ -288,7 +299,8 @@ class DatabaseCache:
             payload = _hs.dumpb(db)
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(hmac.new(self._key, payload, hashlib.sha256).digest() + payload)
+            tag = hmac.new(self._key, bound_to + payload, hashlib.sha256).digest()
+            tmp.write_bytes(tag + payload)
             os.replace(tmp, path)
         except (OSError, _hs.error):
             pass  # a cache we cannot write only costs start-up time
