@@ -29,7 +29,7 @@ from redactor.engine.masks import (
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
 from redactor.engine.scanner import DatabaseCache, Scanner, make_anchor_finder, make_scanner
-from redactor.engine.validators import not_placeholder_like, shannon_entropy
+from redactor.engine.validators import entropy_at_least, not_placeholder_like
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
 _TIMEOUT_FROM_CHARS = 4096
@@ -516,7 +516,7 @@ class Redactor:
                 m = shorter
                 start, end = m.span("secret") if has_secret_group else m.span()
                 secret = text[start:end]
-            if rule.min_entropy and shannon_entropy(secret) < rule.min_entropy:
+            if rule.min_entropy and not entropy_at_least(secret, rule.min_entropy):
                 continue
             if rule.keywords:
                 window = lowered[max(0, m.start() - rule.keyword_window) : m.start()]

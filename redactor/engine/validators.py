@@ -235,6 +235,32 @@ def shannon_entropy(value: str) -> float:
     return max(0.0, math.log2(n) - total / n)
 
 
+def entropy_at_least(value: str, bits: float) -> bool:
+    """Whether ``shannon_entropy(value) >= bits``, mostly decided from the number of distinct
+    characters alone.
+
+    With k distinct characters in n, the entropy is at most log2(k) (all equally frequent) and
+    at least that of one character n-k+1 times and the others once; only values between the
+    two bounds are counted in full. Random tokens, the usual case, have enough distinct
+    characters to clear the lower bound.
+    """
+    n = len(value)
+    if not n:
+        return bits <= 0.0
+    k = len(set(value))
+    if math.log2(k) < bits:
+        return False
+    most = n - k + 1
+    lowest = math.log2(n) - _c_log2_c(most) / n  # the others, once each, add c*log2(c) = 0
+    if lowest >= bits:
+        return True
+    return shannon_entropy(value) >= bits
+
+
+def _c_log2_c(c: int) -> float:
+    return _C_LOG2_C[c] if c < len(_C_LOG2_C) else c * math.log2(c)
+
+
 VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
     "card_number": card_number,

@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from redactor.engine import Redactor
 from redactor.engine.rules import load_pack
-from redactor.engine.validators import card_number, not_placeholder_like
+from redactor.engine.validators import (
+    card_number,
+    entropy_at_least,
+    not_placeholder_like,
+    shannon_entropy,
+)
 from redactor.engine.validators import ssn as ssn_valid
 from redactor.settings import DEFAULT_RULES_DIR
 from redactor.testing import find_leaks
@@ -233,3 +238,12 @@ def test_findings_offsets_locate_their_originals(engine: Redactor, parts: list[s
         located = text[f.start : f.end] == f.original
         assert located, "offsets do not locate the original"
         assert f.mask in out
+
+
+@given(
+    st.text(alphabet=st.sampled_from("aab01+/XYZxyz"), max_size=80)
+    | st.text(alphabet=string.ascii_letters + string.digits, max_size=80),
+    st.sampled_from([0.0, 1.0, 2.0, 3.0, 3.5, 4.0, 5.0]),
+)
+def test_entropy_bounds_decide_like_the_full_count(value: str, bits: float) -> None:
+    assert entropy_at_least(value, bits) == (shannon_entropy(value) >= bits)
