@@ -11,6 +11,7 @@ import collections
 import io
 import mmap
 import os
+import stat
 import struct
 import sys
 import time
@@ -85,9 +86,18 @@ class _Progress:
 
 # -- reading: chunks of complete lines, straight into shared memory -----------------------------
 
+
+def _is_regular_file(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+
 # A slot holds one chunk: the partial line carried over from the previous block, then a block.
 # Lines longer than about three blocks do not fit; they are redacted here, one at a time.
 SLOT_BYTES = 4 * CHUNK_BYTES
+# How long a short chunk from a pipe waits for more input before it is redacted on its own.
+STREAM_WAIT_S = 0.01
 
 
 class _Reader:
@@ -97,11 +107,16 @@ class _Reader:
 
     def __init__(self, stream: BinaryIO, buf: mmap.mmap) -> None:
         self._stream = stream
-        self._readinto = cast(io.BufferedIOBase, stream).readinto  # what open() and stdin give
+        buffered = cast(io.BufferedIOBase, stream)  # what open() and stdin give
+        # readinto1 returns what one read gives: a file's whole block, but on a pipe whatever
+        # has arrived, so a slow producer's lines are redacted as they come.
+        self._readinto = getattr(buffered, "readinto1", buffered.readinto)
         self._buf = buf
         self._view = memoryview(buf)
         self._carry = b""
         self.done = False
+        #: Not a regular file (a pipe, a terminal): lines may trickle in.
+        self.streaming = not _is_regular_file(stream)
 
     def read(self, offset: int) -> int | bytes:
         """The next chunk: its length at ``offset`` in the buffer, or its bytes; 0 at the end."""
@@ -118,11 +133,23 @@ class _Reader:
                 self.done = True
                 return size
             size += got
-            cut = buf.rfind(b"\n", start, offset + size)
+            if self.streaming and size < CHUNK_BYTES and self._more_waiting():
+                continue  # a fast producer: fill the chunk before handing it on
+            cut = buf.rfind(b"\n", offset, offset + size)
             if cut >= 0:
                 self._carry = buf[cut + 1 : offset + size]
                 return cut + 1 - offset
         return self._long_line(bytearray(view[offset : offset + size]))
+
+    def _more_waiting(self) -> bool:
+        """Whether more input arrives within a few milliseconds: a producer writing as fast
+        as the pipe drains refills it sooner; lines trickling in wait no longer than that."""
+        import select
+
+        try:
+            return bool(select.select([self._stream], [], [], STREAM_WAIT_S)[0])
+        except (OSError, ValueError):  # not selectable: read on as for a file
+            return True
 
     def _long_line(self, chunk: bytearray) -> bytes:
         while block := self._stream.read(CHUNK_BYTES):
@@ -334,11 +361,16 @@ class _Chunks:
         reader = _Reader(stream, self._buf)
         ahead: list[tuple[int, int | bytes]] = []  # read, not yet submitted: (slot, chunk)
         if self._workers is None:
-            # Workers pay off from a second chunk on: read that far before forking.
+            # Workers pay off from a second chunk on: read that far before forking. A stream
+            # whose first chunk came short is a slow producer: waiting for a second chunk would
+            # hold back lines already here, and one process keeps up with it.
             for _ in range(2 if self.jobs > 1 else 1):
                 slot = self._free.pop()
-                ahead.append((slot, reader.read(slot)))
-            if self.jobs > 1 and ahead[-1][1]:
+                chunk = reader.read(slot)
+                ahead.append((slot, chunk))
+                if reader.streaming and isinstance(chunk, int) and chunk < CHUNK_BYTES // 2:
+                    break
+            if self.jobs > 1 and len(ahead) == 2 and ahead[-1][1]:
                 try:
                     self._workers = _Workers(self.jobs, self._work, self._buf)
                 except OSError:  # no fork (process or memory limits): carry on here
@@ -457,9 +489,12 @@ def run(args: argparse.Namespace) -> int:
                 else (sys.stderr.isatty() and name != "-")
             )
             progress = _Progress(total) if show else None
+            streaming = not _is_regular_file(stream)
             try:
                 for pieces, records, size in processor.run(stream):
                     out.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                    if streaming:
+                        out.flush()  # lines arriving one by one leave one by one
                     if writer is not None:
                         for trace_id, line, findings in records:
                             writer.submit(

@@ -290,3 +290,32 @@ def test_command_worker_failure_is_a_clean_error(
     assert done.returncode == 2, err[-2000:]
     assert err.startswith("redactor: error: ") and message in err, err[-2000:]
     assert "Traceback" not in err and CARD not in err and PASSWORD not in err
+
+
+def test_lines_from_a_slow_pipe_come_out_as_they_arrive(env: dict[str, str]) -> None:
+    # `tail -f app.log | redactor scrub`: each line is redacted and written when it arrives,
+    # not when a chunk's worth has piled up, while the input stays open.
+    import select
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redactor", "scrub", "--no-vault"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for i in range(3):
+            proc.stdin.write(f"charge ok card={CARD} n={i}\n".encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 20)
+            assert ready, f"line {i} did not come out while the input stayed open"
+            line = proc.stdout.readline()
+            assert line.startswith(b"charge ok card=[card:") and line.endswith(f" n={i}\n".encode())
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
