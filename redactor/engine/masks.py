@@ -12,6 +12,8 @@ import hmac
 
 import regex
 
+from redactor.engine.validators import digits_of
+
 REF_LENGTH = 8
 
 #: Finds placeholders in redacted text. Groups: label, mask (may be None), ref.
@@ -54,13 +56,8 @@ class RefMaker:
         return pairs[n >> 30] + pairs[(n >> 20) & 1023] + pairs[(n >> 10) & 1023] + pairs[n & 1023]
 
 
-_NON_DIGIT = regex.compile(r"[^0-9]+")
-
-
 def _last4_digits(value: str) -> str:
-    if value.isascii() and value.isdigit():
-        return value[-4:]
-    return _NON_DIGIT.sub("", value)[-4:]
+    return digits_of(value)[-4:]
 
 
 def mask_text(style: str, value: str) -> str:

@@ -31,7 +31,8 @@ _LUHN_DOUBLED = bytes(range(256)).translate(
 )
 
 
-def _digits(value: str) -> str:
+def digits_of(value: str) -> str:
+    """The ASCII digits of ``value``, in order (separators and everything else dropped)."""
     if value.isascii() and value.isdigit():
         return value
     grouped = value.replace(" ", "").replace("-", "")  # the usual separators, without a regex
@@ -50,7 +51,7 @@ def _luhn_ok(digits: str) -> bool:
 
 def luhn(value: str) -> bool:
     """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
-    digits = _digits(value.replace("%20", "") if "%" in value else value)
+    digits = digits_of(value.replace("%20", "") if "%" in value else value)
     if not 12 <= len(digits) <= 19:
         return False
     return _luhn_ok(digits)
@@ -80,7 +81,7 @@ _CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
 
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
-    digits = _digits(value.replace("%20", "") if "%" in value else value)
+    digits = digits_of(value.replace("%20", "") if "%" in value else value)
     n = len(digits)
     if not 13 <= n <= 19:
         return False
@@ -93,7 +94,7 @@ def card_number(value: str) -> bool:
 
 def ssn(value: str) -> bool:
     """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000."""
-    digits = _digits(value)
+    digits = digits_of(value)
     if len(digits) != 9:
         return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
