@@ -98,29 +98,9 @@ class HyperscanScanner:
 
     def __init__(self, triggers: Sequence[str], cache: DatabaseCache | None = None) -> None:
         assert _hs is not None
-        expressions = [_hyperscan_syntax(t) for t in triggers]
-        ids = list(range(len(expressions)))
-        flags = [_hyperscan_flags(t) for t in triggers]
-
-        def build(single: bool) -> Any:
-            assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-            extra = _hs.HS_FLAG_SINGLEMATCH if single else 0
-            db.compile(
-                expressions=expressions,
-                ids=ids,
-                elements=len(ids),
-                flags=[f | extra for f in flags],
-            )
-            return db
-
         key = "\x00".join(triggers)
-        self._once = (
-            cache.load_or_build(f"once\x00{key}", lambda: build(True)) if cache else build(True)
-        )
-        self._every = (
-            cache.load_or_build(f"every\x00{key}", lambda: build(False)) if cache else build(False)
-        )
+        self._once = _database(f"once\x00{key}", triggers, _hs.HS_FLAG_SINGLEMATCH, cache)
+        self._every = _database(f"every\x00{key}", triggers, 0, cache)
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
@@ -213,22 +193,8 @@ class AnchorFinder:
 
     def __init__(self, anchors: Sequence[str], cache: DatabaseCache | None = None) -> None:
         assert _hs is not None
-        expressions = [_hyperscan_syntax(a) for a in anchors]
-        flags = [_hyperscan_flags(a) | _hs.HS_FLAG_SOM_LEFTMOST for a in anchors]
-
-        def build() -> Any:
-            assert _hs is not None
-            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-            db.compile(
-                expressions=expressions,
-                ids=list(range(len(expressions))),
-                elements=len(expressions),
-                flags=flags,
-            )
-            return db
-
         key = "anchors\x00" + "\x00".join(anchors)
-        self._db = cache.load_or_build(key, build) if cache else build()
+        self._db = _database(key, anchors, _hs.HS_FLAG_SOM_LEFTMOST, cache)
         self._scratch = _hs.Scratch(self._db)
         self._local = threading.local()
 
@@ -275,14 +241,16 @@ class DatabaseCache:
     def __init__(self, directory: Path, hmac_key: bytes) -> None:
         self.directory = directory
         self._key = hmac_key
+        # The key's fingerprint is part of each file name: engines with different keys
+        # sharing a home keep a file each instead of rebuilding over each other's.
+        self._fingerprint = hmac.new(
+            hmac_key, b"redactor hyperscan cache", hashlib.sha256
+        ).hexdigest()
 
     def load_or_build(self, identity: str, build: Callable[[], Any]) -> Any:
         assert _hs is not None
-        # The key's fingerprint is part of the name: engines with different keys sharing a
-        # home keep a file each instead of rebuilding over each other's.
-        fingerprint = hmac.new(self._key, b"redactor hyperscan cache", hashlib.sha256).hexdigest()
         digest = hashlib.sha256(
-            f"{_hs.__version__}\x00{fingerprint}\x00{identity}".encode()
+            f"{_hs.__version__}\x00{self._fingerprint}\x00{identity}".encode()
         ).hexdigest()[:32]
         path = self.directory / f"hs-{digest}.db"
         bound_to = hashlib.sha256(f"{_hs.__version__}\x00{identity}".encode()).digest()
@@ -305,6 +273,26 @@ class DatabaseCache:
         except (OSError, _hs.error):
             pass  # a cache we cannot write only costs start-up time
         return db
+
+
+def _database(
+    identity: str, patterns: Sequence[str], extra_flags: int, cache: DatabaseCache | None
+) -> Any:
+    """A block-mode database of ``patterns`` (ids are their indexes), from ``cache`` if it
+    holds one built from the same ``identity``."""
+
+    def build() -> Any:
+        assert _hs is not None
+        db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[_hyperscan_syntax(p) for p in patterns],
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=[_hyperscan_flags(p) | extra_flags for p in patterns],
+        )
+        return db
+
+    return cache.load_or_build(identity, build) if cache else build()
 
 
 def _hyperscan_syntax(trigger: str) -> bytes:
