@@ -121,7 +121,7 @@ class Redactor:
         self.ruleset = ruleset
         self._ref_key = ref_key
         self._make_ref = RefMaker(ref_key)
-        self.max_value_bytes = max_value_bytes
+        self._max_value_bytes = max_value_bytes  # read-only: the redact closure holds it
         self.match_timeout_s = match_timeout_s
         self.rules: tuple[Rule, ...] = ruleset.rules + tuple(text_rule(k) for k in ruleset.keynames)
         # Identical triggers share one stage-1 pattern; each maps to the rules it gates.
@@ -156,8 +156,15 @@ class Redactor:
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
         self.oversized = 0
         self.redactions: Counter[str] = Counter()  # findings per rule id
+        self._redact_closure = self._bind_redact()
+        if type(self).redact is Redactor.redact:  # a subclass's own redact() stays in charge
+            self.redact = self._redact_closure  # type: ignore[method-assign]
 
     # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def max_value_bytes(self) -> int:
+        return self._max_value_bytes
 
     def redact(
         self,
@@ -173,24 +180,56 @@ class Redactor:
         ``str``/``bytes``/containers (numbers, None, ...) are returned as they are.
         ``trace_id`` keys the refs; a :class:`LazyTraceId` is only resolved on a finding.
         """
-        try:
-            if type(value) is str:  # the hot path: one log message, nearly always clean
-                if len(value) <= self.max_value_bytes:
-                    try:  # _utf8() inlined: a function call is a tenth of this path
-                        data = value.encode()
-                    except UnicodeEncodeError:
-                        data = value.encode("utf-8", "surrogatepass")
-                    triggered = self._triggered(data)
-                    if not triggered:
-                        return value
-                    return self._stage2(value, triggered, trace_id, findings, path)
-                return self._redact_str(value, trace_id, findings, path)
-            return self._redact_any(value, trace_id, findings, path, 0)
-        except Exception:  # fail closed: the caller gets a placeholder, never the raw value
-            self._count_failure("redact")
-            return (
-                FAILED_PLACEHOLDER if not isinstance(value, bytes) else FAILED_PLACEHOLDER.encode()
-            )
+        # Instances of Redactor itself call the closure directly (see __init__); this method
+        # is what subclasses reach through super().
+        return self._redact_closure(value, trace_id=trace_id, findings=findings, path=path)
+
+    def _bind_redact(self) -> Callable[..., Any]:
+        """:meth:`redact` as a closure. Nearly every call is one clean log message, where the
+        whole cost is a sub-microsecond scan plus Python overhead: reading collaborators from
+        closure cells rather than attributes, and running stage 1 inline rather than through
+        a second call, takes about 7% off."""
+        scan, local, new_scratch, collect = self.scanner.inline()
+        max_value_bytes = self._max_value_bytes
+        stage2 = self._stage2
+        redact_str = self._redact_str
+        redact_any = self._redact_any
+        count_failure = self._count_failure
+
+        def redact(
+            value: Any,
+            *,
+            trace_id: str | LazyTraceId | None = None,
+            findings: list[Finding] | None = None,
+            path: str = "",
+        ) -> Any:
+            try:
+                if type(value) is str:
+                    if len(value) <= max_value_bytes:
+                        try:
+                            data = value.encode()
+                        except UnicodeEncodeError:
+                            data = value.encode("utf-8", "surrogatepass")
+                        triggered: list[int] = []
+                        try:
+                            scratch = local.once
+                        except AttributeError:
+                            scratch = new_scratch()
+                        scan(data, collect, 0, triggered, scratch)
+                        if not triggered:
+                            return value
+                        return stage2(value, triggered, trace_id, findings, path)
+                    return redact_str(value, trace_id, findings, path)
+                return redact_any(value, trace_id, findings, path, 0)
+            except Exception:  # fail closed: the caller gets a placeholder, never the raw value
+                count_failure("redact")
+                return (
+                    FAILED_PLACEHOLDER
+                    if not isinstance(value, bytes)
+                    else FAILED_PLACEHOLDER.encode()
+                )
+
+        return redact
 
     def redact_line(
         self,
@@ -220,7 +259,7 @@ class Redactor:
                 data = text.encode()
             except UnicodeEncodeError:
                 data = text.encode("utf-8", "surrogatepass")
-            return len(data) <= self.max_value_bytes and not self._triggered(data)
+            return len(data) <= self._max_value_bytes and not self._triggered(data)
         except Exception:
             return False
 
@@ -240,7 +279,7 @@ class Redactor:
             parts = [t if isinstance(t, bytes) else _utf8(t) for t in texts]
             data = b"\n".join(parts)
         try:
-            return len(data) <= self.max_value_bytes and not self._triggered(data)
+            return len(data) <= self._max_value_bytes and not self._triggered(data)
         except Exception:  # "not known clean": redact() meets the same trouble and fails closed
             return False
 
@@ -380,7 +419,7 @@ class Redactor:
         path: str,
         triggered: list[int] | None = None,
     ) -> bytes:
-        if len(value) > self.max_value_bytes:
+        if len(value) > self._max_value_bytes:
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER.encode()
         if triggered is None:
@@ -394,7 +433,7 @@ class Redactor:
     def _redact_str(
         self, text: str, trace_id: TraceIdArg, findings: list[Finding] | None, path: str
     ) -> str:
-        if len(text) > self.max_value_bytes:  # characters ≤ bytes, so this is a lower bound
+        if len(text) > self._max_value_bytes:  # characters ≤ bytes, so this is a lower bound
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER
         triggered = self._triggered(_utf8(text))

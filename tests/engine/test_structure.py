@@ -5,11 +5,12 @@ refs keyed by trace and by ref key."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
 from redactor import create_redactor
-from redactor.engine import FAILED_PLACEHOLDER, Finding, Redactor
+from redactor.engine import FAILED_PLACEHOLDER, Finding, Redactor, RuleSet
 from redactor.engine.masks import PLACEHOLDER_RE
 from redactor.settings import Settings
 from redactor.testing import assert_no_leak
@@ -227,3 +228,46 @@ def test_non_str_keys_and_odd_scalars(engine: Redactor) -> None:
     out = engine.redact(record)
     assert_no_leak(repr(out), [CARD])
     assert out[1] == "one"
+
+
+class _Subclassed(Redactor):
+    """A subclass with its own redact(): the engine must not shadow it with its fast path."""
+
+    calls = 0
+
+    def redact(self, value: Any, **kwargs: Any) -> Any:
+        type(self).calls += 1
+        return super().redact(value, **kwargs)
+
+
+@pytest.mark.parametrize("scanner", ["regex", "hyperscan"])
+def test_a_subclass_keeps_its_redact_and_super_gives_the_same_results(
+    shipped_ruleset: RuleSet, scanner: str
+) -> None:
+    plain = Redactor(shipped_ruleset, ref_key=b"s" * 32, scanner=scanner)
+    sub = _Subclassed(shipped_ruleset, ref_key=b"s" * 32, scanner=scanner)
+    _Subclassed.calls = 0
+    values: list[Any] = [
+        "request completed status=200",
+        "charge card=4111111111111111 ok",
+        "x" * 3000 + " ssn 123-45-6789",
+        b"token=ghp_" + b"a1B2" * 9,
+        {"password": "hunter22", "note": ["fine", 5]},
+        "\udcff lone surrogate with card 5555555555554444",
+        42,
+    ]
+    for value in values:
+        plain_findings: list[Any] = []
+        sub_findings: list[Any] = []
+        out = plain.redact(value, trace_id="t1", findings=plain_findings, path="p")
+        assert sub.redact(value, trace_id="t1", findings=sub_findings, path="p") == out
+        assert [f.ref for f in sub_findings] == [f.ref for f in plain_findings]
+    assert _Subclassed.calls == len(values)
+
+
+def test_oversized_strings_fail_closed_on_the_fast_path(shipped_ruleset: RuleSet) -> None:
+    small = Redactor(shipped_ruleset, ref_key=b"s" * 32, max_value_bytes=64)
+    assert small.redact("x" * 64) == "x" * 64
+    assert small.redact("x" * 65) == "[redacted:oversized]"
+    with pytest.raises(AttributeError):  # the fast path holds the cap: it cannot change later
+        small.max_value_bytes = 10**9  # type: ignore[misc]
