@@ -85,30 +85,28 @@ def text_rule(rule: KeyNameRule) -> Rule:
     else:
         bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
     n = MAX_VALUE_CHARS
+    # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
+    # common than a secret, so an unquoted value there must not be a short plain word or a
+    # lowercase identifier ("ERROR in credentials: payment_intent ..."). A conditional on the
+    # separator keeps one copy of the value grammar: compiling is half the work of two copies.
+    prose_guard = (
+        rf"(?(colon)(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)"
+        rf"|(?-i:[a-z_]{{1,40}})(?:{_END_OF_WORD}|$)))"
+    )
     value = (
         rf'(?:"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\.){{1,{n}}})"'
         rf"|'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]|\\.){{1,{n}}})'"
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]|\\[^"]){{1,{n}}})\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
-        rf"|{_SCHEMES}{bare})"
+        rf"|{_SCHEMES}{prose_guard}{bare})"
     )
-    # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
-    # common than a secret, so an unquoted value there must not be a short plain word or a
-    # lowercase identifier ("ERROR in credentials: payment_intent ...").
-    colon_value = value.replace(
-        rf"|{_SCHEMES}{bare})",
-        rf"|{_SCHEMES}(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)|(?-i:[a-z_]{{1,40}})(?:{_END_OF_WORD}|$)){bare})",
-    )
-    separator = r"""(?:\\?["'])?\s{0,3}"""
+    separator = r"""(?:\\?["'])?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
-    pattern = (
-        key
-        + rf"(?:{pair}|{pg_detail}|{separator}(?:(?:=>|->|:=|=)\s{{0,3}}{value}|:\s{{0,3}}{colon_value}))"  # noqa: E501
-    )
+    pattern = key + rf"(?:{pair}|{pg_detail}|{separator}{value})"
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
