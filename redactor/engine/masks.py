@@ -8,7 +8,7 @@ strings, logfmt values, query strings and header lists. ``reveal --apply`` finds
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 
 import regex
 
@@ -34,24 +34,31 @@ def make_ref(ref_key: bytes, trace_id: str | None, label: str, value: str) -> st
 
     40 bits of HMAC-SHA256 of ``trace id \x1f label \x1f value`` in lowercase RFC 4648
     base32. The key makes a ref of a 9-digit SSN impossible to brute-force, unlike an unkeyed
-    hash. The engine uses :class:`RefMaker`, which gives the same refs faster.
+    hash. The engine keeps one :class:`RefMaker` per key.
     """
     return RefMaker(ref_key)(trace_id, label, value)
 
 
 class RefMaker:
-    """:func:`make_ref` under one key, with the key schedule done once (the HMAC state after
-    the key is copied per ref instead of rebuilt: about a third cheaper)."""
+    """:func:`make_ref` under one key: HMAC-SHA256 (RFC 2104) over two SHA-256 states keyed
+    once, each copied per ref. Four C calls on hash objects cost a third of what the
+    ``hmac`` module's Python-level copy and digest do, for the same MAC."""
 
-    __slots__ = ("_keyed",)
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, ref_key: bytes) -> None:
-        self._keyed = hmac.new(ref_key, digestmod="sha256")
+        block = 64  # SHA-256's block size
+        key = hashlib.sha256(ref_key).digest() if len(ref_key) > block else ref_key
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     def __call__(self, trace_id: str | None, label: str, value: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(f"{trace_id or ''}\x1f{label}\x1f{value}".encode("utf-8", "surrogatepass"))
-        n = int.from_bytes(mac.digest()[:5], "big")
+        inner = self._inner.copy()
+        inner.update(f"{trace_id or ''}\x1f{label}\x1f{value}".encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        n = int.from_bytes(outer.digest()[:5], "big")
         pairs = _B32_PAIRS
         return pairs[n >> 30] + pairs[(n >> 20) & 1023] + pairs[(n >> 10) & 1023] + pairs[n & 1023]
 
