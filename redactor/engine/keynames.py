@@ -25,6 +25,9 @@ MAX_VALUE_CHARS = 4096
 _SCHEMES = r"(?:(?:Bearer|Basic|Token|Digest|Bot|Negotiate|token)\s+)?"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
+# In a trigger (bytes), every byte that can start a character the patterns' \s matches
+# (Unicode spaces too), but not a newline: see rules/README.md.
+_TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
 
 
 def _normalise(key: str) -> str:
@@ -114,9 +117,12 @@ def text_rule(rule: KeyNameRule) -> Rule:
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
+        # It holds all the pattern allows between a name and a value: a number (token_2), and up
+        # to three of the pattern's \s, which are up to nine bytes of _TRIGGER_SPACE.
         trigger="(?i)(?:"
         + "|".join(names)
-        + r""")(?:\\?["']?[ \t]{0,3}[:=]|["'][ \t]{0,2},|\)=\()""",
+        + rf""")(?:[_\-]?[0-9]{{1,2}})?"""
+        + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\()""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
         pattern_source=pattern,

@@ -1,0 +1,62 @@
+"""A rule's trigger must fire wherever its pattern matches: stage 2 only runs where stage 1
+fired, so a trigger narrower than its pattern hides secrets the pattern would mask.
+
+Checked on every rule's examples and on the variants of them that logs hold: Unicode and
+control spaces where the example has spaces (the patterns' ``\\s`` accepts them, a trigger's
+``[ \\t]`` did not), spaced and arrow separators, numbered keys, URL encoding, other case.
+Failures name the rule and the variant, never the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from redactor.engine import Redactor
+
+VARIANTS: dict[str, Callable[[str], str]] = {
+    "as written": lambda t: t,
+    "no-break spaces": lambda t: t.replace(" ", "\u00a0"),
+    "ideographic spaces": lambda t: t.replace(" ", "\u3000"),
+    "tabs": lambda t: t.replace(" ", "\t"),
+    "unit separators": lambda t: t.replace(" ", "\x1f"),
+    "double spaces": lambda t: t.replace(" ", "  "),
+    "spaced =": lambda t: t.replace("=", " = "),
+    "spaced :": lambda t: t.replace(":", ": "),
+    "arrow for =": lambda t: t.replace("=", " -> "),
+    "numbered key": lambda t: t.replace("=", "_2="),
+    "%20 for spaces": lambda t: t.replace(" ", "%20"),
+    "%3D for =": lambda t: t.replace("=", "%3D"),
+    "upper case": str.upper,
+    "lower case": str.lower,
+    "single quotes": lambda t: t.replace('"', "'"),
+    "a letter before": lambda t: "x" + t,
+}
+
+
+def test_triggers_fire_wherever_their_patterns_match(engine: Redactor) -> None:
+    misses: set[tuple[str, str]] = set()
+    for rule in engine.rules:
+        for example in rule.must_match:
+            for name, variant in VARIANTS.items():
+                text = variant(example.text)
+                if engine.rule_spans(rule, text) and not engine.trigger_fires(rule, text):
+                    misses.add((rule.id, name))
+    assert not misses, f"triggers narrower than their patterns: {sorted(misses)}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "config token -> Zk8vN2pLx4Rt9q",
+        "access_token_2=Zk8vN2pLx4Rt9q",
+        "customer_tin: 234567891",
+        "Social\u00a0Security Number: 634711926",
+        "GET /verify?ssn%3D234-56-7891&ok=1",
+        "CREATE USER bob IDENTIFIED WITH auth_pam BY 'Zk8vN2pLx4Rt9q'",
+        "Authorization:\u00a0Bearer\u00a0Fake5diFoNPcbdaKwtgHwIoALtLinxN1",
+    ],
+)
+def test_forms_that_once_slipped_past_stage_one_are_masked(engine: Redactor, text: str) -> None:
+    assert engine.redact(text) != text, "a known form came back unredacted"
