@@ -121,7 +121,7 @@ def text_rule(rule: KeyNameRule) -> Rule:
         # to three of the pattern's \s, which are up to nine bytes of _TRIGGER_SPACE.
         trigger="(?i)(?:"
         + "|".join(names)
-        + rf""")(?:[_\-]?[0-9]{{1,2}})?"""
+        + r""")(?:[_\-]?[0-9]{1,2})?"""
         + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\()""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
