@@ -19,7 +19,7 @@ import orjson
 
 from redactor.engine import sql
 from redactor.engine.interface import Finding
-from redactor.engine.keynames import KeyNameMatcher, text_rule
+from redactor.engine.keynames import KeyNameMatcher, text_rules
 from redactor.engine.masks import (
     FAILED_PLACEHOLDER,
     PLACEHOLDER_RE,
@@ -123,7 +123,7 @@ class Redactor:
         self._make_ref = RefMaker(ref_key)
         self._max_value_bytes = max_value_bytes  # read-only: the redact closure holds it
         self.match_timeout_s = match_timeout_s
-        self.rules: tuple[Rule, ...] = ruleset.rules + tuple(text_rule(k) for k in ruleset.keynames)
+        self.rules: tuple[Rule, ...] = ruleset.rules + text_rules(ruleset.keynames)
         # Identical triggers share one stage-1 pattern; each maps to the rules it gates.
         trigger_ids: dict[str, int] = {}
         gated: list[list[Rule]] = []
@@ -533,7 +533,14 @@ class Redactor:
         guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
         matches: Iterable[Any]
         if starts is not None:
-            matches = _anchored_matches(pattern, text, starts, timeout_s if guard else None)
+            matches = _anchored_matches(
+                pattern, text, starts, timeout_s if guard else None, rule.key_group
+            )
+        elif rule.key_group is not None:
+            matches = _own_matches(
+                pattern.finditer(text, overlapped=True, timeout=timeout_s if guard else None),
+                rule.key_group,
+            )
         elif guard:
             matches = pattern.finditer(text, timeout=timeout_s)
         else:
@@ -648,11 +655,17 @@ class Redactor:
 
 
 def _anchored_matches(
-    pattern: Any, text: str, starts: Sequence[int], timeout_s: float | None
+    pattern: Any,
+    text: str,
+    starts: Sequence[int],
+    timeout_s: float | None,
+    key_group: str | None = None,
 ) -> Iterator[Any]:
     """What ``pattern.finditer(text)`` yields, when every match starts at one of ``starts``
     (ascending): a match tried at each start, skipping starts inside the last match.
-    ``timeout_s`` bounds all the tries together, as it bounds one ``finditer``."""
+    ``timeout_s`` bounds all the tries together, as it bounds one ``finditer``. With
+    ``key_group`` (a shared key-name pattern), only matches in which that group took part
+    count: the rule's own, as a pattern of its own would find them."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     end = 0
     for start in starts:
@@ -665,8 +678,19 @@ def _anchored_matches(
             if remaining <= 0:
                 raise TimeoutError("anchored search timed out")
             m = pattern.match(text, start, timeout=remaining)
-        if m is not None:
+        if m is not None and (key_group is None or m.start(key_group) >= 0):
             end = max(m.end(), start + 1)
+            yield m
+
+
+def _own_matches(overlapped: Iterable[Any], key_group: str) -> Iterator[Any]:
+    """One key-name rule's matches, from a shared pattern's overlapped search (a match at
+    every position where any rule's key has a value): those of ``key_group``, without
+    overlaps, as ``finditer`` over the rule's own pattern would give them."""
+    end = 0
+    for m in overlapped:
+        if m.start() >= end and m.start(key_group) >= 0:
+            end = max(m.end(), m.start() + 1)
             yield m
 
 

@@ -13,6 +13,8 @@ match only the whole key (``pass``, ``pw``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import regex
 
 from redactor.engine.rules import KeyNameRule, Rule
@@ -71,19 +73,54 @@ class KeyNameMatcher:
         return found
 
 
-def text_rule(rule: KeyNameRule) -> Rule:
-    """The pattern rule that finds ``rule``'s keys and their values in free text."""
-    # The pattern starts at the name, not at the key's first character: the prefix of a
-    # longer key (``db_`` in ``db_password``) needs no matching, and starting on a literal lets
-    # the regex engine skip ahead instead of trying a key at every position.
+def text_rules(rules: Sequence[KeyNameRule]) -> tuple[Rule, ...]:
+    """The pattern rules that find ``rules``' keys and their values in free text, in order.
+
+    The value grammar is most of each pattern, and the same for every rule whose values are
+    tokens, so those rules share one pattern: each rule's names sit in a named group of one
+    alternation (``k0``, ``k1``, ...), and a match is the rule's own when its group took part
+    (:attr:`Rule.key_group`). Compiling one pattern instead of one per rule takes about 20 ms
+    off every process that meets key-name rules. Each rule still finds exactly what a pattern
+    of its own would: after a name come at most a number and a separator or quote, never the
+    letters that would continue another rule's longer name, so at any one position at most
+    one rule's key can be followed by a value.
+    """
+    shared = [rule for rule in rules if rule.value != "line"]
+    shared_source = _pattern_source(shared, "token", grouped=True) if shared else ""
+    groups = {rule.id: f"k{i}" for i, rule in enumerate(shared)}
+    return tuple(
+        _text_rule(rule, shared_source, groups[rule.id])
+        if rule.id in groups
+        else _text_rule(rule, solo_pattern_source(rule), None)  # its own value grammar
+        for rule in rules
+    )
+
+
+def solo_pattern_source(rule: KeyNameRule) -> str:
+    """The pattern of ``rule`` alone (what it finds in a shared pattern must be the same)."""
+    return _pattern_source([rule], rule.value, grouped=False)
+
+
+def _key_source(rule: KeyNameRule) -> str:
     alternatives = []
     if rule.names:
         alternatives.append("|".join(_name_regex(n) for n in rule.names))
     if rule.exact_names:
         exact = "|".join(_name_regex(n) for n in rule.exact_names)
         alternatives.append(rf"(?<![A-Za-z0-9_.\-])(?:{exact})")
-    key = "(?:" + "|".join(alternatives) + r")(?:[_\-]?[0-9]{1,2})?"
-    if rule.value == "line":
+    return "|".join(alternatives)
+
+
+def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: bool) -> str:
+    # The pattern starts at the name, not at the key's first character: the prefix of a
+    # longer key (``db_`` in ``db_password``) needs no matching, and starting on a literal lets
+    # the regex engine skip ahead instead of trying a key at every position.
+    if grouped:
+        names = "|".join(f"(?P<k{i}>{_key_source(rule)})" for i, rule in enumerate(rules))
+    else:
+        names = "|".join(_key_source(rule) for rule in rules)
+    key = "(?:" + names + r")(?:[_\-]?[0-9]{1,2})?"
+    if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
         bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
@@ -109,7 +146,10 @@ def text_rule(rule: KeyNameRule) -> Rule:
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
-    pattern = key + rf"(?:{pair}|{pg_detail}|{separator}{value})"
+    return key + rf"(?:{pair}|{pg_detail}|{separator}{value})"
+
+
+def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) -> Rule:
     names = [_name_regex(n) for n in rule.names + rule.exact_names]
     return Rule(
         id=rule.id,
@@ -125,7 +165,8 @@ def text_rule(rule: KeyNameRule) -> Rule:
         + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\()""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
-        pattern_source=pattern,
+        pattern_source=pattern_source,
+        key_group=key_group,
         pattern_flags=regex.IGNORECASE,
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,

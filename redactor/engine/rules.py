@@ -63,6 +63,9 @@ class Rule:
     # the pattern only at the anchor's match starts, found by Hyperscan, instead of at every
     # position of the text: the same matches, far fewer attempts for keyword-led patterns.
     anchor: str | None = None
+    # Set on key-name rules that share one pattern (keynames.text_rules): a match is this
+    # rule's own only when this named group took part in it.
+    key_group: str | None = None
     validator_name: str | None = None
     validator: Validator | None = None
     keywords: tuple[str, ...] = ()

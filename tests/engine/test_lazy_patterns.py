@@ -17,7 +17,7 @@ import regex
 
 from redactor import RuleError, create_redactor, load_ruleset
 from redactor.engine import Finding, Redactor, Rule
-from redactor.engine.keynames import text_rule
+from redactor.engine.keynames import text_rules
 from redactor.settings import DEFAULT_RULES_DIR, Settings
 
 USER_PACK = """
@@ -48,7 +48,7 @@ def _all_shipped_rules(settings: Settings) -> tuple[Rule, ...]:
     names = [p.stem for p in DEFAULT_RULES_DIR.glob("*.toml")]
     ruleset = load_ruleset([DEFAULT_RULES_DIR], enabled=names)
     assert {p.name for p in ruleset.packs} >= {"cards", "keynames", "secrets"}
-    return ruleset.rules + tuple(text_rule(k) for k in ruleset.keynames)
+    return ruleset.rules + text_rules(ruleset.keynames)
 
 
 def _example_texts(redactor: Redactor) -> list[str]:
