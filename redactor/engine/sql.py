@@ -8,6 +8,7 @@ This module pairs columns with values by position so the key-name rules apply to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import regex
@@ -18,16 +19,23 @@ from redactor.engine.rules import KeyNameRule
 #: Stage-1 trigger: only lines holding an INSERT are parsed.
 TRIGGER = r"(?i)insert[ \t]+into"
 
-_INSERT = regex.compile(
-    r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\(""",
+_INSERT = (
+    r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\("""
 )
 # A bound-parameter tuple logged after the statement: args=(...), params=(...), parameters: (...)
-_PARAMS = regex.compile(r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]""")
+_PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]"""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
 # placeholder, or a call such as now().
-_LITERAL = regex.compile(
+_LITERAL = (
     r"""\s*(?:'(?P<sq>(?:[^'\\]|''|\\.){0,4096})'|"(?P<dq>(?:[^"\\]|""|\\.){0,4096})"|(?P<bare>[^,()'"\s][^,()'"]{0,200}(?:\([^()]{0,200}\))?))\s*"""
 )
+
+
+@functools.cache
+def _compiled(source: str) -> regex.Pattern[str]:
+    """Compiled on first use: most runs meet no INSERT, and compiling at import would cost
+    every start-up a few milliseconds."""
+    return regex.compile(source)
 
 
 def _columns(text: str) -> list[str]:
@@ -37,7 +45,7 @@ def _columns(text: str) -> list[str]:
 def _values(text: str, pos: int) -> Iterator[tuple[int, int]]:
     """Spans of the literals of a tuple starting at ``pos`` (just after its '(')."""
     while True:
-        m = _LITERAL.match(text, pos)
+        m = _compiled(_LITERAL).match(text, pos)
         if m is None:
             return
         for group in ("sq", "dq", "bare"):
@@ -52,13 +60,13 @@ def _values(text: str, pos: int) -> Iterator[tuple[int, int]]:
 
 def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int, KeyNameRule]]:
     """(start, end, rule) for each value whose column a key-name rule covers."""
-    for insert in _INSERT.finditer(text):
+    for insert in _compiled(_INSERT).finditer(text):
         columns = _columns(insert.group("columns"))
         covered = {i: rule for i, c in enumerate(columns) if (rule := keys.match(c)) is not None}
         if not covered:
             continue
         tuples = [insert.end()]
-        params = _PARAMS.search(text, insert.end())
+        params = _compiled(_PARAMS).search(text, insert.end())
         if params is not None:
             tuples.append(params.end())
         for start in tuples:

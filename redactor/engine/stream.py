@@ -9,15 +9,14 @@ already knows their triggers. On mostly clean logs this costs about one Hypersca
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
-
-import regex
 
 from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import Finding
 
 # A JSON/logfmt line's own trace id wins over the caller's default.
-_TRACE_ID_RE = regex.compile(
+_TRACE_ID_RE = re.compile(
     rb"""["']?(?:trace_?id|traceId|trace\.id|otelTraceID|logging\.googleapis\.com/trace)["']?\s*[:=]\s*["']?(?:projects/[^/"']+/traces/)?([0-9a-fA-F]{32})(?![0-9a-fA-F])"""
 )
 
