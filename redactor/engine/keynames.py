@@ -146,7 +146,17 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
-    return key + rf"(?:{pair}|{pg_detail}|{separator}{value})"
+    # XML elements: <password>abc</password>, <ns:apiKey>abc</ns:apiKey>. The lookbehind
+    # wants the whole start tag to be a name ("<span class=token>" is not one).
+    xml = rf"(?<=<[\w:.\-]{{1,100}})(?-i:>)(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    # A query string or JSON URL-encoded inside another URL (OAuth redirects, logged request
+    # URLs): client_secret%3Dabc%26..., %22token%22%3A%22abc%22. The value ends at an encoded
+    # & " or , so the rest of the URL stays readable.
+    url_encoded = (
+        rf"(?:%22)?(?:%3D|%3A)(?:%22)?"
+        rf"(?P<secret>(?:[^%\s\"'&,;<>\\]|%(?!2[26C])[0-9A-F]{{2}}){{1,{n}}})"
+    )
+    return key + rf"(?:{pair}|{pg_detail}|{xml}|{url_encoded}|{separator}{value})"
 
 
 def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) -> Rule:
@@ -157,12 +167,14 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        # It holds all the pattern allows between a name and a value: a number (token_2), and up
-        # to three of the pattern's \s, which are up to nine bytes of _TRIGGER_SPACE.
+        # It holds all the pattern allows between a name and a value: a number (token_2), up
+        # to three of the pattern's \s (up to nine bytes of _TRIGGER_SPACE), a separator, the
+        # end of an XML start tag, or a URL-encoded = or :.
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\()""",
+        + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\("""
+        + r"""|>|(?:%22)?%3[AD])""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
         pattern_source=pattern_source,
