@@ -187,8 +187,8 @@ class Redactor:
     def _bind_redact(self) -> Callable[..., Any]:
         """:meth:`redact` as a closure. Nearly every call is one clean log message, where the
         whole cost is a sub-microsecond scan plus Python overhead: reading collaborators from
-        closure cells rather than attributes, and running stage 1 inline rather than through
-        a second call, takes about 7% off."""
+        closure cells rather than attributes, running stage 1 inline rather than through a
+        second call, and taking its options positionally takes about 10% off."""
         scan, local, new_scratch, collect = self.scanner.inline()
         max_value_bytes = self._max_value_bytes
         stage2 = self._stage2
@@ -196,9 +196,10 @@ class Redactor:
         redact_any = self._redact_any
         count_failure = self._count_failure
 
+        # Not keyword-only like the method: CPython fills missing keyword-only arguments from
+        # a dict, about 25 ns a call. Callers still pass them by keyword (the documented API).
         def redact(
             value: Any,
-            *,
             trace_id: str | LazyTraceId | None = None,
             findings: list[Finding] | None = None,
             path: str = "",
