@@ -142,8 +142,10 @@ class Redactor:
         if len(gated) < len(trigger_ids):
             gated.append([])
         self._gated: tuple[tuple[Rule, ...], ...] = tuple(tuple(g) for g in gated)
-        # Per trigger: does any rule it gates need keyword proximity (and so a lowered text)?
-        self._keyworded = tuple(any(r.keywords for r in g) for g in self._gated)
+        # The triggers that gate a rule needing keyword proximity (and so a lowered text).
+        self._keyworded = frozenset(
+            i for i, gated_rules in enumerate(self._gated) if any(r.keywords for r in gated_rules)
+        )
         self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
         self._triggered = self.scanner.triggered
         anchored = [r for r in self.rules if r.anchor]
@@ -455,8 +457,7 @@ class Redactor:
         timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
-        keyworded = self._keyworded
-        lowered = text.lower() if any(keyworded[i] for i in triggered) else text
+        lowered = text if self._keyworded.isdisjoint(triggered) else text.lower()
         # Anchor starts are byte offsets: they index the str only when it is ASCII. Long texts
         # are searched in full, under the match timeout, as always.
         anchors = self._anchors if len(text) <= _TIMEOUT_FROM_CHARS and text.isascii() else None
@@ -628,9 +629,9 @@ class Redactor:
         findings_before: int,
     ) -> str:
         """JSON in, JSON out: if text redaction broke a JSON document, redact it structurally."""
-        head = before.lstrip()[:1]
-        if head not in ("{", "["):
-            return after
+        head = before[:1]
+        if head not in ("{", "[") and (not head.isspace() or before.lstrip()[:1] not in ("{", "[")):
+            return after  # not JSON (checked without copying the text, as nearly always)
         try:
             orjson.loads(after)
             return after
