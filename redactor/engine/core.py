@@ -511,7 +511,7 @@ class Redactor:
                 )
         pieces.append(text[cursor:])
         out = "".join(pieces)
-        return self._keep_json_valid(text, out, trace_id, findings, path, findings_before)
+        return self._keep_json_valid(text, out, chosen, trace_id, findings, path, findings_before)
 
     def _match_rule(
         self,
@@ -623,6 +623,7 @@ class Redactor:
         self,
         before: str,
         after: str,
+        replaced: list[_Candidate],
         trace_id: TraceIdArg,
         findings: list[Finding] | None,
         path: str,
@@ -632,6 +633,14 @@ class Redactor:
         head = before[:1]
         if head not in ("{", "[") and (not head.isspace() or before.lstrip()[:1] not in ("{", "[")):
             return after  # not JSON (checked without copying the text, as nearly always)
+        if "\\" not in before and all(
+            before.find('"', c.start, c.end) < 0 and before.count('"', 0, c.start) % 2 == 1
+            for c in replaced
+        ):
+            # Without backslashes every quote delimits a string, so an odd count before a span
+            # puts it inside one; a placeholder (no quotes, backslashes or control characters)
+            # in place of part of a string leaves valid JSON valid and invalid JSON invalid.
+            return after
         try:
             orjson.loads(after)
             return after

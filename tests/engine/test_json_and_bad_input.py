@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redactor import create_redactor
 from redactor.engine import FAILED_PLACEHOLDER, OVERSIZED_PLACEHOLDER, Redactor, load_ruleset
@@ -70,6 +72,36 @@ def test_numeric_card_in_json_is_masked_and_stays_json(engine: Redactor) -> None
     parsed = orjson.loads(out)
     assert parsed["ok"] is True
     _no_leak(out, [CARD], "JSON with a numeric card")
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.sampled_from([CARD, "plain", 42, "a\\b", 'q"uote', None, f"card {CARD}", [CARD]]),
+        min_size=1,
+        max_size=5,
+    ),
+    with_password=st.booleans(),
+    numeric_card=st.booleans(),
+)
+def test_json_stays_json_whether_or_not_the_quote_count_decides(
+    engine: Redactor, values: list[object], with_password: bool, numeric_card: bool
+) -> None:
+    """The engine skips parsing a redacted JSON line when counting quotes shows every masked
+    span inside a string; it must give what parsing would: valid JSON, nothing leaked."""
+    record: dict[str, object] = {f"field{i}": v for i, v in enumerate(values)}
+    if with_password:
+        record["password"] = PASSWORD
+    if numeric_card:
+        record["pan_number"] = int(CARD)
+    out = engine.redact(orjson.dumps(record).decode())
+    try:
+        orjson.loads(out)
+    except orjson.JSONDecodeError:
+        pytest.fail("redacted JSON no longer parses")
+    _no_leak(out, [CARD, PASSWORD], "redacted JSON")
 
 
 def test_invalid_utf8_passes_through_byte_identical(engine: Redactor) -> None:
