@@ -221,7 +221,7 @@ class Redactor:
                         scan(data, collect, 0, triggered, scratch)
                         if not triggered:
                             return value
-                        return stage2(value, triggered, trace_id, findings, path)
+                        return stage2(value, triggered, trace_id, findings, path, data)
                     return redact_str(value, trace_id, findings, path)
                 return redact_any(value, trace_id, findings, path, 0)
             except Exception:  # fail closed: the caller gets a placeholder, never the raw value
@@ -430,7 +430,7 @@ class Redactor:
         if not triggered:
             return value
         text = value.decode("utf-8", "surrogateescape")
-        out = self._stage2(text, triggered, trace_id, findings, path)
+        out = self._stage2(text, triggered, trace_id, findings, path, value)
         return value if out is text else out.encode("utf-8", "surrogateescape")
 
     def _redact_str(
@@ -439,10 +439,11 @@ class Redactor:
         if len(text) > self._max_value_bytes:  # characters ≤ bytes, so this is a lower bound
             self.oversized += 1
             return OVERSIZED_PLACEHOLDER
-        triggered = self._triggered(_utf8(text))
+        data = _utf8(text)
+        triggered = self._triggered(data)
         if not triggered:
             return text
-        return self._stage2(text, triggered, trace_id, findings, path)
+        return self._stage2(text, triggered, trace_id, findings, path, data)
 
     # -- stage 2 ------------------------------------------------------------------------------
 
@@ -453,7 +454,10 @@ class Redactor:
         trace_id: TraceIdArg,
         findings: list[Finding] | None,
         path: str,
+        data: bytes,
     ) -> str:
+        """Stage 2 over ``text``, whose stage-1 bytes ``data`` (what ``triggered`` came from)
+        the anchor scan reuses."""
         timeout_s = self.match_timeout_s * (1 + len(text) / (1 << 20))
         findings_before = len(findings) if findings is not None else 0
         candidates: list[_Candidate] = []
@@ -469,7 +473,7 @@ class Redactor:
                 starts: Sequence[int] | None = None
                 if anchors is not None and rule.anchor is not None:
                     if anchor_starts is None:
-                        anchor_starts = anchors.starts(text.encode())
+                        anchor_starts = anchors.starts(data)  # ASCII: the same as text's
                     starts = anchor_starts.get(self._anchor_ids[rule.id], ())
                 try:
                     for start, end in self._match_rule(rule, text, lowered, timeout_s, starts):
