@@ -385,7 +385,6 @@ class GrantService:
                     now,
                     who,
                     "reveal",
-                    None,
                     "refused",
                     {**target, "why": why, "categories": list(wanted or ())},
                 )
@@ -395,7 +394,6 @@ class GrantService:
                     now,
                     who,
                     "reveal",
-                    None,
                     "allowed",
                     {
                         **target,
@@ -500,7 +498,6 @@ class GrantService:
                 now,
                 who,
                 "break_glass" if break_glass else "request",
-                None,
                 "refused",
                 {"traces": list(traces), "refs": list(refs), "categories": list(cats), "why": why},
             )
@@ -559,7 +556,7 @@ class GrantService:
                 "break_glass": grant.break_glass,
                 "requester": grant.requester,
             }
-        return self._audit_raw(tx, now, who, action, grant, outcome, {**base, **detail})
+        return self._audit_raw(tx, now, who, action, outcome, {**base, **detail})
 
     def _audit_raw(
         self,
@@ -567,10 +564,10 @@ class GrantService:
         now: float,
         who: Identity | None,
         action: str,
-        grant: Grant | None,
         outcome: str,
         detail: dict[str, Any],
     ) -> AuditEntry:
+        """One audit entry; ``detail`` names the grant, traces and categories concerned."""
         body: dict[str, Any] = {
             "time": _iso(now),
             "ts": now,
