@@ -18,6 +18,7 @@ from redactor.engine.validators import _base62
 from redactor.gateway import Gateway, GatewayConfig
 from redactor.settings import Settings, resolve_settings
 from redactor.vault import VaultReader, VaultWriter, open_reader, open_writer
+from tests._vault_checks import assert_in_vault as assert_in_vault  # re-exported
 
 from .fakes import Downstream, start_grpc, start_http
 
@@ -132,12 +133,3 @@ def start_gateway(
 
 def vault_originals(reader: VaultReader, trace_id: str) -> list[str]:
     return [o.original for record in reader.records_for_trace(trace_id) for o in record.originals]
-
-
-def assert_in_vault(stored: list[str], originals: list[str], where: str) -> None:
-    """Fail naming indexes only: a failure must not print a secret."""
-    missing = [i for i, original in enumerate(originals) if original not in stored]
-    if missing:
-        pytest.fail(
-            f"{where}: originals at indexes {missing} missing from the vault", pytrace=False
-        )

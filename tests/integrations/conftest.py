@@ -18,6 +18,7 @@ from redactor.integrations import _core
 from redactor.integrations._core import INTERNAL_LOGGER_NAME
 from redactor.settings import Settings, resolve_settings
 from redactor.vault import VaultReader, VaultWriter, generate_keys, open_reader, open_writer
+from tests._vault_checks import assert_in_vault as assert_in_vault  # re-exported
 
 
 def github_token(seed: str) -> str:
@@ -100,15 +101,6 @@ def vault_originals(writer: VaultWriter, reader: VaultReader, trace_id: str) -> 
     """Every original the vault holds under ``trace_id`` (after draining the writer)."""
     assert writer.flush(10.0), "vault writer did not drain in time"
     return [o.original for record in reader.records_for_trace(trace_id) for o in record.originals]
-
-
-def assert_in_vault(stored: list[str], originals: list[str], where: str) -> None:
-    """Fail naming indexes only: a test failure must not print a secret."""
-    missing = [i for i, original in enumerate(originals) if original not in stored]
-    if missing:
-        pytest.fail(
-            f"{where}: originals at indexes {missing} missing from the vault", pytrace=False
-        )
 
 
 @pytest.fixture(autouse=True)
