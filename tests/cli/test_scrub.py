@@ -5,7 +5,6 @@ Every run gets ``REDACTOR_HOME`` in a temporary directory and ``--no-vault``."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -19,14 +18,6 @@ from redactor.testing import find_leaks
 
 CARD = "4111111111111111"
 PASSWORD = "Zq8vN2pLx4Rt"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
-    return {**clean, "REDACTOR_HOME": str(home)}
 
 
 def scrub(

@@ -223,14 +223,6 @@ def test_a_worker_error_names_its_type_only(
 # -- the command, as a subprocess ---------------------------------------------------------------
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
-    return {**clean, "REDACTOR_HOME": str(home)}
-
-
 def _run(
     env: dict[str, str], *args: str, data: bytes = b"", code: str | None = None
 ) -> subprocess.CompletedProcess[bytes]:
