@@ -15,6 +15,7 @@ from redactor.engine import (
     load_ruleset,
 )
 from redactor.engine.scanner import DatabaseCache
+from redactor.engine.sealed import SealedFiles
 from redactor.settings import Settings, resolve_settings
 
 __version__ = "0.1.0"
@@ -37,15 +38,17 @@ def create_redactor(settings: Settings | None = None, *, scanner: str = "auto") 
     """A :class:`Redactor` for ``settings`` (resolved from the environment when omitted)."""
     if settings is None:
         settings = resolve_settings()
+    cache_dir = settings.home / "cache"
     ruleset = load_ruleset(
         (settings.rules_dir, *settings.extra_rules_dirs),
         enabled=settings.enabled_packs,
         disabled=settings.disabled_packs,
+        cache=SealedFiles(cache_dir, settings.ref_key),
     )
     return Redactor(
         ruleset,
         ref_key=settings.ref_key,
         max_value_bytes=settings.max_value_bytes,
         scanner=scanner,
-        scanner_cache=DatabaseCache(settings.home / "cache", settings.ref_key),
+        scanner_cache=DatabaseCache(cache_dir, settings.ref_key),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,6 +112,8 @@ def resolve_settings(
     file_values: dict[str, Any] = {}
     if config_path:
         path = Path(config_path)
+        import tomllib  # only with a config file: the parser costs start-up time
+
         try:
             file_values = tomllib.loads(path.read_text())
         except FileNotFoundError:

@@ -8,8 +8,10 @@ The file format is documented in ``rules/README.md``.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import re
-import tomllib
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import regex
 
 from redactor.engine.interface import RuleError
 from redactor.engine.masks import MASK_STYLES
+from redactor.engine.sealed import SealedFiles
 from redactor.engine.validators import VALIDATORS, Validator
 
 CATEGORIES = frozenset({"card", "ssn", "secret", "pii"})
@@ -327,12 +330,53 @@ def _compile_keyname(
     )
 
 
-def load_pack(path: Path, guarded: bool = True) -> tuple[Pack, list[Rule], list[KeyNameRule]]:
-    """Parse and compile one pack file; any problem is a :class:`RuleError` naming the file."""
+def _parse_pack_file(path: Path, cache: SealedFiles | None) -> dict[str, Any]:
+    """The TOML document in ``path``; with a ``cache``, kept parsed between runs.
+
+    Parsing the shipped packs is a sizeable part of a short run's start-up (``scrub`` on a
+    small file, each CLI call, each application process). The cache holds only the parsed
+    document, keyed by a hash of the file's bytes: every check below runs on it as on a fresh
+    parse, and an edited file is parsed again.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
+    identity = b"%d.%d\x00%d\x00" % (*sys.version_info[:2], marshal.version)
+    identity += hashlib.sha256(raw).digest()
+    if cache is not None:
+        payload = cache.load("pack", identity)
+        if payload is not None:
+            try:
+                data = marshal.loads(payload)
+                if isinstance(data, dict):
+                    return data
+            except (EOFError, ValueError, TypeError):
+                pass
+    import tomllib  # here, not at the top: a start-up served from the cache never needs it
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RuleError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{path}: invalid TOML: {exc}") from None
+    if cache is not None:
+        try:
+            cache.store("pack", identity, marshal.dumps(data))
+        except ValueError:
+            pass  # a value marshal cannot hold (a TOML date): parse it again next time
+    return data
+
+
+def load_pack(
+    path: Path, guarded: bool = True, cache: SealedFiles | None = None
+) -> tuple[Pack, list[Rule], list[KeyNameRule]]:
+    """Parse and compile one pack file; any problem is a :class:`RuleError` naming the file.
+
+    ``cache`` keeps the parsed file between runs (see :func:`_parse_pack_file`).
+    """
+    data = _parse_pack_file(path, cache)
     meta = data.get("pack", {})
     name = meta.get("name", path.stem)
     pack = Pack(
@@ -357,8 +401,11 @@ def load_ruleset(
     dirs: Iterable[Path],
     enabled: Iterable[str] = (),
     disabled: Iterable[str] = (),
+    cache: SealedFiles | None = None,
 ) -> RuleSet:
-    """Load every pack in ``dirs``; packs on by default unless disabled, others only if enabled."""
+    """Load every pack in ``dirs``; packs on by default unless disabled, others only if enabled.
+
+    ``cache`` keeps parsed pack files between runs (see :func:`_parse_pack_file`)."""
     enabled, disabled = set(enabled), set(disabled)
     packs: list[Pack] = []
     rules: list[Rule] = []
@@ -371,7 +418,7 @@ def load_ruleset(
             raise RuleError(f"no rule packs (*.toml) in {directory}")
         for path in files:
             guarded = Path(directory).resolve() != SHIPPED_RULES_DIR
-            pack, pack_rules, pack_keynames = load_pack(path, guarded)
+            pack, pack_rules, pack_keynames = load_pack(path, guarded, cache)
             known_packs.add(pack.name)
             on = (pack.enabled_by_default or pack.name in enabled) and pack.name not in disabled
             pack_ids: list[str] = [r.id for r in pack_rules] + [k.id for k in pack_keynames]

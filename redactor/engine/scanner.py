@@ -13,14 +13,13 @@ give the same final redaction even where their internal match reporting differs.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+
+from redactor.engine.sealed import SealedFiles
 
 # (line start, line end, trigger ids seen in the line — or None: unknown, run stage 1 again)
 DirtyLine = tuple[int, int, "list[int] | None"]
@@ -267,45 +266,25 @@ def make_anchor_finder(
 
 
 class DatabaseCache:
-    """Serialized Hyperscan databases in a directory, authenticated with an HMAC key.
-
-    The tag covers what the database was built from as well as its bytes, so a valid file
-    copied under another name (a database of other triggers) is refused like a tampered one.
-    """
+    """Serialized Hyperscan databases kept as :class:`SealedFiles`: a database is loaded only
+    if it was built, under the same key, from the same triggers and Hyperscan version."""
 
     def __init__(self, directory: Path, hmac_key: bytes) -> None:
-        self.directory = directory
-        self._key = hmac_key
-        # The key's fingerprint is part of each file name: engines with different keys
-        # sharing a home keep a file each instead of rebuilding over each other's.
-        self._fingerprint = hmac.new(
-            hmac_key, b"redactor hyperscan cache", hashlib.sha256
-        ).hexdigest()
+        self._files = SealedFiles(directory, hmac_key)
 
     def load_or_build(self, identity: str, build: Callable[[], Any]) -> Any:
         assert _hs is not None
-        digest = hashlib.sha256(
-            f"{_hs.__version__}\x00{self._fingerprint}\x00{identity}".encode()
-        ).hexdigest()[:32]
-        path = self.directory / f"hs-{digest}.db"
-        bound_to = hashlib.sha256(f"{_hs.__version__}\x00{identity}".encode()).digest()
-        try:
-            blob = path.read_bytes()
-            tag, payload = blob[:32], blob[32:]
-            expected = hmac.new(self._key, bound_to + payload, hashlib.sha256).digest()
-            if hmac.compare_digest(tag, expected):
+        bound_to = f"{_hs.__version__}\x00{identity}".encode()
+        payload = self._files.load("hs", bound_to)
+        if payload is not None:
+            try:
                 return _hs.loadb(payload, _hs.HS_MODE_BLOCK)
-        except (OSError, _hs.error):
-            pass
+            except _hs.error:
+                pass
         db = build()
         try:
-            payload = _hs.dumpb(db)
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tag = hmac.new(self._key, bound_to + payload, hashlib.sha256).digest()
-            tmp.write_bytes(tag + payload)
-            os.replace(tmp, path)
-        except (OSError, _hs.error):
+            self._files.store("hs", bound_to, _hs.dumpb(db))
+        except _hs.error:
             pass  # a cache we cannot write only costs start-up time
         return db
 

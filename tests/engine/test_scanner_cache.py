@@ -46,7 +46,7 @@ def test_a_second_engine_loads_what_the_first_built(tmp_path: Path) -> None:
 
 def test_a_tampered_file_is_rebuilt(tmp_path: Path) -> None:
     _scanner(tmp_path)
-    for path in tmp_path.glob("hs-*.db"):
+    for path in tmp_path.glob("hs-*.bin"):
         blob = bytearray(path.read_bytes())
         blob[-100] ^= 0x01
         path.write_bytes(bytes(blob))
@@ -57,8 +57,8 @@ def test_a_valid_file_under_another_name_is_refused(tmp_path: Path) -> None:
     # A database of fewer triggers, copied over the files of the full set, must not load.
     _scanner(tmp_path / "full")
     _scanner(tmp_path / "fewer", triggers=OTHER_TRIGGERS)
-    full = sorted((tmp_path / "full").glob("hs-*.db"))
-    fewer = sorted((tmp_path / "fewer").glob("hs-*.db"))
+    full = sorted((tmp_path / "full").glob("hs-*.bin"))
+    fewer = sorted((tmp_path / "fewer").glob("hs-*.bin"))
     for target, source in zip(full, fewer, strict=True):
         shutil.copyfile(source, target)
     assert _scanner(tmp_path / "full").builds == 2
