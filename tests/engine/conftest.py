@@ -6,7 +6,6 @@ is given, so nothing reads or writes the real ``$REDACTOR_HOME``.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -15,32 +14,7 @@ from redactor import create_redactor
 from redactor.engine import Redactor, RuleSet, load_ruleset
 from redactor.settings import DEFAULT_RULES_DIR, Settings, resolve_settings
 
-SCANNERS = ("regex", "hyperscan")
-REF_KEY = b"k" * 32
-
-
-def luhn_complete(partial: str) -> str:
-    """``partial`` + the Luhn check digit that makes the whole number valid."""
-    total = 0
-    for i, ch in enumerate(reversed(partial)):
-        d = int(ch)
-        if i % 2 == 0:  # these positions are doubled once the check digit is appended
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return partial + str((10 - total % 10) % 10)
-
-
-def digits_only(text: str | bytes) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "surrogateescape")
-    return "".join(c for c in text if "0" <= c <= "9")
-
-
-def make_card(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
-    return luhn_complete(body)
+from _engine_helpers import REF_KEY, SCANNERS
 
 
 @pytest.fixture(scope="session")

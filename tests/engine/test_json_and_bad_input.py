@@ -18,7 +18,7 @@ from redactor.engine.stream import redact_chunk
 from redactor.settings import DEFAULT_RULES_DIR, Settings
 from redactor.testing import find_leaks
 
-from conftest import REF_KEY
+from _engine_helpers import REF_KEY
 
 CARD = "4111111111111111"
 PASSWORD = "Zq8vN2pLx4Rt"

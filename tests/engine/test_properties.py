@@ -27,7 +27,7 @@ from redactor.engine.validators import ssn as ssn_valid
 from redactor.settings import DEFAULT_RULES_DIR
 from redactor.testing import find_leaks
 
-from conftest import digits_only, luhn_complete
+from _engine_helpers import digits_only, luhn_complete
 
 PROFILE = settings(
     max_examples=150,

@@ -12,7 +12,7 @@ from redactor import RuleError, create_redactor, load_ruleset
 from redactor.engine.selftest import check_all
 from redactor.settings import DEFAULT_RULES_DIR, Settings, resolve_settings
 
-from conftest import REF_KEY, SCANNERS
+from _engine_helpers import REF_KEY, SCANNERS
 
 GOOD_RULE = """
 [[rules]]

@@ -11,7 +11,7 @@ from redactor.engine.masks import PLACEHOLDER_RE
 from redactor.engine.validators import card_number
 from redactor.testing import assert_no_leak
 
-from conftest import digits_only
+from _engine_helpers import digits_only
 
 # (brand, test PAN, grouping used when written with separators)
 TEST_PANS = [
