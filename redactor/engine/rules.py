@@ -341,7 +341,7 @@ def _parse_pack_file(path: Path, cache: SealedFiles | None) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
+        raise RuleError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
     identity = b"%d.%d\x00%d\x00" % (*sys.version_info[:2], marshal.version)
     identity += hashlib.sha256(raw).digest()
     if cache is not None:

@@ -136,6 +136,12 @@ def test_malformed_pack_is_refused_naming_the_file(tmp_path: Path, case: str) ->
     assert message in text, text
 
 
+def test_a_pack_that_is_not_utf8_is_refused_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "latin1.toml").write_bytes(GOOD_RULE.encode() + b"\n# caf\xe9\n")
+    with pytest.raises(RuleError, match=r"latin1\.toml: not UTF-8 text"):
+        load_ruleset([tmp_path])
+
+
 def test_malformed_pack_fails_create_redactor(tmp_path: Path) -> None:
     write_pack(tmp_path, "broken", BAD_PACKS["bad_pattern"][0])
     settings = resolve_settings(home=tmp_path, rules_dir=tmp_path, ref_key=REF_KEY, environ={})
