@@ -562,7 +562,9 @@ class Redactor:
                     continue
                 # "4111 1111 1111 1111 123 cvv": the longest shape failed the checksum; a
                 # shorter one ending earlier (a group less) may be the card.
-                shorter = self._shrink(rule, text, m, timeout_s)
+                shorter = self._shrink(
+                    rule, text, m, timeout_s if guard else None, has_secret_group
+                )
                 if shorter is None:
                     continue
                 m = shorter
@@ -578,21 +580,21 @@ class Redactor:
         return spans
 
     @staticmethod
-    def _shrink(rule: Rule, text: str, m: Any, timeout_s: float) -> Any:
-        """The longest shorter match of ``rule`` at ``m``'s start that its validator accepts."""
+    def _shrink(
+        rule: Rule, text: str, m: Any, timeout_s: float | None, has_secret_group: bool
+    ) -> Any:
+        """The longest shorter match of ``rule`` at ``m``'s start that its validator accepts
+        (``timeout_s`` None: unguarded, as the search that found ``m``)."""
         assert rule.validator is not None
         matched = m.group()
         if matched.isalnum():
             return None  # one unbroken run: a shorter match would end inside it
         endpos = m.end() - 1
         for _ in range(4):
-            if rule.guarded or len(text) > _TIMEOUT_FROM_CHARS:
-                shorter = rule.pattern.match(text, m.start(), endpos, timeout=timeout_s)
-            else:
-                shorter = rule.pattern.match(text, m.start(), endpos)
+            shorter = rule.pattern.match(text, m.start(), endpos, timeout=timeout_s)
             if shorter is None:
                 return None
-            span = shorter.span("secret") if "secret" in rule.pattern.groupindex else shorter.span()
+            span = shorter.span("secret") if has_secret_group else shorter.span()
             # Cutting the text short hides what follows from the pattern's lookahead: a shorter
             # match must still end at a word boundary of the real text (a group, not a digit run).
             follows = text[shorter.end() : shorter.end() + 1]
