@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -183,7 +184,9 @@ def _vm_hwm_kb(pid: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc for VmHWM")
-def test_streaming_50_mb_with_bounded_memory(env: dict[str, str]) -> None:
+def test_streaming_50_mb_with_bounded_memory(
+    start_scrub: Callable[[], subprocess.Popen[bytes]],
+) -> None:
     block = (
         b'{"level":"info","msg":"request ok","trace_id":"4bf92f3577b34da6a3ce929b0e0e4736","path":"/api/v1/items"}\n'  # noqa: E501
         * 60
@@ -194,13 +197,7 @@ def test_streaming_50_mb_with_bounded_memory(env: dict[str, str]) -> None:
         + b"\n"
     )
     repeats = (50 * 1024 * 1024) // len(block) + 1
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redactor", "scrub", "--no-vault"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = start_scrub()
     counts = {"lines": 0, "leaks": 0, "bytes": 0}
 
     def feed() -> None:

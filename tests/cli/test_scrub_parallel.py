@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -284,18 +284,14 @@ def test_command_worker_failure_is_a_clean_error(
     assert "Traceback" not in err and CARD not in err and PASSWORD not in err
 
 
-def test_lines_from_a_slow_pipe_come_out_as_they_arrive(env: dict[str, str]) -> None:
+def test_lines_from_a_slow_pipe_come_out_as_they_arrive(
+    start_scrub: Callable[[], subprocess.Popen[bytes]],
+) -> None:
     # `tail -f app.log | redactor scrub`: each line is redacted and written when it arrives,
     # not when a chunk's worth has piled up, while the input stays open.
     import select
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redactor", "scrub", "--no-vault"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = start_scrub()
     assert proc.stdin is not None and proc.stdout is not None
     try:
         for i in range(3):
