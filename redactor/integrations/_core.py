@@ -357,7 +357,7 @@ class CleanCheck:
             return (
                 type(mapping) is dict
                 and self._collect_dict(mapping, parts, 0)
-                and self._scan(parts)
+                and self._is_clean_texts(parts)
             )
         except Exception:
             return False
@@ -366,12 +366,9 @@ class CleanCheck:
         """Whether every value (each one a separate engine call otherwise) is clean."""
         parts: list[str] = []
         try:
-            return self._collect_seq(values, parts, 0) and self._scan(parts)
+            return self._collect_seq(values, parts, 0) and self._is_clean_texts(parts)
         except Exception:
             return False
-
-    def _scan(self, parts: list[str]) -> bool:
-        return self._is_clean_texts(parts)
 
     def _keys_clean(self, mapping: dict[Any, Any]) -> bool:
         known = self._clean_keys
