@@ -14,6 +14,7 @@ from redactor.engine import (
     RuleError,
     load_ruleset,
 )
+from redactor.engine.compiled import PatternCache
 from redactor.engine.scanner import DatabaseCache
 from redactor.engine.sealed import SealedFiles
 from redactor.settings import Settings, resolve_settings
@@ -39,11 +40,12 @@ def create_redactor(settings: Settings | None = None, *, scanner: str = "auto") 
     if settings is None:
         settings = resolve_settings()
     cache_dir = settings.home / "cache"
+    sealed = SealedFiles(cache_dir, settings.ref_key)
     ruleset = load_ruleset(
         (settings.rules_dir, *settings.extra_rules_dirs),
         enabled=settings.enabled_packs,
         disabled=settings.disabled_packs,
-        cache=SealedFiles(cache_dir, settings.ref_key),
+        cache=sealed,
     )
     return Redactor(
         ruleset,
@@ -51,4 +53,5 @@ def create_redactor(settings: Settings | None = None, *, scanner: str = "auto") 
         max_value_bytes=settings.max_value_bytes,
         scanner=scanner,
         scanner_cache=DatabaseCache(cache_dir, settings.ref_key),
+        pattern_cache=PatternCache(sealed),
     )

@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import orjson
 
 from redactor.engine import sql
+from redactor.engine.compiled import PatternCache
 from redactor.engine.interface import Finding
 from redactor.engine.keynames import KeyNameMatcher, text_rules
 from redactor.engine.masks import (
@@ -115,6 +116,7 @@ class Redactor:
         match_timeout_s: float = 0.5,
         scanner: str = "auto",
         scanner_cache: DatabaseCache | None = None,
+        pattern_cache: PatternCache | None = None,
     ) -> None:
         if len(ref_key) < 16:
             raise ValueError("ref_key must be at least 16 bytes")
@@ -124,6 +126,9 @@ class Redactor:
         self._max_value_bytes = max_value_bytes  # read-only: the redact closure holds it
         self.match_timeout_s = match_timeout_s
         self.rules: tuple[Rule, ...] = ruleset.rules + text_rules(ruleset.keynames)
+        if pattern_cache is not None:
+            for rule in self.rules:
+                rule.keep_compiled_in(pattern_cache)
         # Identical triggers share one stage-1 pattern; each maps to the rules it gates.
         trigger_ids: dict[str, int] = {}
         gated: list[list[Rule]] = []

@@ -1,8 +1,9 @@
 """Rule packs: TOML files in ``rules/`` turned into frozen :class:`Rule` objects.
 
 Everything is checked here, at load time. Patterns from user packs are compiled here too; the
-shipped packs' stage-2 patterns are compiled on first use (see :attr:`Rule.pattern`), which
-is the only change a rule ever sees after loading.
+shipped packs' stage-2 patterns are compiled on first use (see :attr:`Rule.pattern`, and
+``compiled.py`` for how the engine keeps them between runs), which is the only change a rule
+ever sees after loading.
 The file format is documented in ``rules/README.md``.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import regex
 
+from redactor.engine.compiled import PatternCache
 from redactor.engine.interface import RuleError
 from redactor.engine.masks import MASK_STYLES
 from redactor.engine.sealed import SealedFiles
@@ -85,6 +87,7 @@ class Rule:
     _compiled: regex.Pattern[str] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _pattern_cache: PatternCache | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def pattern(self) -> regex.Pattern[str]:
@@ -103,9 +106,17 @@ class Rule:
         if compiled is None:
             # No lock: threads racing here each compile an equal pattern and the last store
             # wins. The slot only ever holds None or a finished pattern.
-            compiled = regex.compile(self.pattern_source, self.pattern_flags)
+            cache = self._pattern_cache
+            if cache is not None:
+                compiled = cache.compile(self.pattern_source, self.pattern_flags)
+            else:
+                compiled = regex.compile(self.pattern_source, self.pattern_flags)
             object.__setattr__(self, "_compiled", compiled)
         return compiled
+
+    def keep_compiled_in(self, cache: PatternCache) -> None:
+        """Compile :attr:`pattern`, when it comes to that, through ``cache`` (kept between runs)."""
+        object.__setattr__(self, "_pattern_cache", cache)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,7 @@ from redactor.engine.stream import line_trace_id, redact_chunk
 from redactor.settings import DEFAULT_RULES_DIR
 from redactor.testing import find_leaks
 
-from _engine_helpers import REF_KEY, SCANNERS, make_card
-
-# The labelled sample corpus lives in shared/, beside the checkout (CI lays a copy there too).
-_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev-20k.jsonl"
-CORPUS = _BESIDE if _BESIDE.exists() else Path("/work/shared/eval/dev-20k.jsonl")
+from _engine_helpers import CORPUS, REF_KEY, SCANNERS, make_card
 
 
 @pytest.fixture(scope="module")

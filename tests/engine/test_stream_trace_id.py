@@ -4,15 +4,13 @@ on every key form the pattern knows, and on the sample corpus."""
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import orjson
 import pytest
 
 from redactor.engine.stream import _TRACE_ID_RE, line_trace_id
 
-_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev-20k.jsonl"
-CORPUS = _BESIDE if _BESIDE.exists() else Path("/work/shared/eval/dev-20k.jsonl")
+from _engine_helpers import CORPUS
 
 TRACE = "4BF92F3577B34DA6A3CE929D0E0E4736"
 
