@@ -217,6 +217,10 @@ def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]
     hits.append(pattern_id)
 
 
+def _collect_start(anchor_id: int, start: int, _to: int, _flags: int, hits: list[Any]) -> None:
+    hits.append((anchor_id, start))
+
+
 class AnchorFinder:
     """Where rules' anchors match: one Hyperscan pass reporting the start of every match.
 
@@ -239,20 +243,19 @@ class AnchorFinder:
             scratch = local.scratch
         except AttributeError:
             scratch = local.scratch = self._scratch.clone()
+        hits: list[tuple[int, int]] = []
+        self._db.scan(data, _collect_start, 0, hits, scratch)
         found: dict[int, list[int]] = {}
-
-        def on_match(anchor_id: int, start: int, _to: int, _flags: int, _ctx: object) -> None:
+        if not hits:
+            return found
+        # Reports come in end order: a longer match may report an earlier start later.
+        hits.sort()
+        for anchor_id, start in hits:
             starts = found.get(anchor_id)
             if starts is None:
                 found[anchor_id] = [start]
             elif starts[-1] != start:  # one start can end several alternatives
                 starts.append(start)
-
-        self._db.scan(data, on_match, 0, None, scratch)
-        for starts in found.values():
-            # Reports come in end order: a longer match may report an earlier start later.
-            if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
-                starts[:] = sorted(set(starts))
         return found
 
 
