@@ -8,14 +8,11 @@ deep becomes a placeholder, never the raw value, and no exception reaches the ca
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
-
-import orjson
 
 from redactor.engine import sql
 from redactor.engine.compiled import PatternCache
@@ -38,7 +35,6 @@ _TIMEOUT_FROM_CHARS = 4096
 #: as text when they appear in structured values; shorter ones never are.
 SHORTEST_NUMBER_SECRET = 10**8
 MAX_DEPTH = 64
-_internal = logging.getLogger("redactor.internal")
 
 
 class LazyTraceId:
@@ -652,6 +648,8 @@ class Redactor:
             # puts it inside one; a placeholder (no quotes, backslashes or control characters)
             # in place of part of a string leaves valid JSON valid and invalid JSON invalid.
             return after
+        import orjson  # here, not at the top: most processes never get this far (see jwt)
+
         try:
             orjson.loads(after)
             return after
@@ -671,7 +669,9 @@ class Redactor:
             self.failures += 1
             first = self.failures == 1
         if first:  # log once; never with the value
-            _internal.warning(
+            import logging  # here: a process that never fails a value does without it
+
+            logging.getLogger("redactor.internal").warning(
                 "redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER
             )
 
