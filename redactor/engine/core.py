@@ -84,15 +84,25 @@ def _trace_value(trace_id: str | LazyTraceId | None) -> str | None:
 
 
 class _Candidate:
-    """A validated span of one rule, before overlaps are resolved (a plain slots class: one
-    is built per match on the dirty path, where a frozen dataclass's ``__init__`` shows)."""
+    """A span of one rule, before overlaps are resolved (a plain slots class: one is built per
+    match on the dirty path, where a frozen dataclass's ``__init__`` shows).
 
-    __slots__ = ("start", "end", "rule")
+    ``match_start`` is where the whole match began (the keyword window ends there). A candidate
+    not yet ``checked`` still has its rule's filters to pass (validator, entropy, keywords):
+    they run only if it would be chosen, since most candidates of the catch-all rules lose to
+    a longer or stronger one on the same span anyway.
+    """
 
-    def __init__(self, start: int, end: int, rule: Rule) -> None:
+    __slots__ = ("start", "end", "rule", "match_start", "checked")
+
+    def __init__(
+        self, start: int, end: int, rule: Rule, match_start: int = 0, checked: bool = True
+    ) -> None:
         self.start = start
         self.end = end
         self.rule = rule
+        self.match_start = match_start
+        self.checked = checked
 
 
 class Redactor:
@@ -477,8 +487,7 @@ class Redactor:
                         anchor_starts = anchors.starts(data)  # ASCII: the same as text's
                     starts = anchor_starts.get(self._anchor_ids[rule.id], ())
                 try:
-                    for start, end in self._match_rule(rule, text, lowered, timeout_s, starts):
-                        candidates.append(_Candidate(start, end, rule))
+                    candidates.extend(self._candidates(rule, text, timeout_s, starts))
                 except TimeoutError:
                     self._count_failure(f"timeout in rule {rule.id}")
                     return FAILED_PLACEHOLDER
@@ -486,7 +495,9 @@ class Redactor:
                 candidates.extend(self._sql_candidates(text))
         if not candidates:
             return text
-        chosen = _resolve_overlaps(candidates, _protected_spans(text))
+        chosen = _resolve_overlaps(
+            candidates, _protected_spans(text), lambda c: self._passes(c, text, lowered)
+        )
         if not chosen:
             return text
         pieces: list[str] = []
@@ -518,17 +529,18 @@ class Redactor:
         out = "".join(pieces)
         return self._keep_json_valid(text, out, chosen, trace_id, findings, path, findings_before)
 
-    def _match_rule(
+    def _candidates(
         self,
         rule: Rule,
         text: str,
-        lowered: str,
         timeout_s: float,
         starts: Sequence[int] | None = None,
-    ) -> list[tuple[int, int]]:
-        """Stage 2 for one rule: spans of its validated matches (the ``secret`` group if any).
+    ) -> list[_Candidate]:
+        """Stage 2 for one rule: a candidate per match (its ``secret`` group, if any).
 
-        ``starts``: where the rule's anchor matched; the pattern is tried only there.
+        ``starts``: where the rule's anchor matched; the pattern is tried only there. A rule
+        that can shrink a rejected match is checked here, as the shorter match is another
+        candidate; every other rule's filters are left to :meth:`_passes`.
         """
         pattern = rule.pattern
         has_secret_group = self._has_secret_group.get(rule.id)
@@ -552,15 +564,18 @@ class Redactor:
             matches = pattern.finditer(text, timeout=timeout_s)
         else:
             matches = pattern.finditer(text)
-        spans: list[tuple[int, int]] = []
+        found: list[_Candidate] = []
+        if not rule.shrink:
+            for m in matches:
+                start, end = m.span("secret") if has_secret_group else m.span()
+                if start >= 0 and start != end:
+                    found.append(_Candidate(start, end, rule, m.start(), False))
+            return found
         for m in matches:
             start, end = m.span("secret") if has_secret_group else m.span()
             if start < 0 or start == end:
                 continue
-            secret = text[start:end]
-            if rule.validator is not None and rule.validator(secret) is False:
-                if not rule.shrink:
-                    continue
+            if rule.validator is not None and rule.validator(text[start:end]) is False:
                 # "4111 1111 1111 1111 123 cvv": the longest shape failed the checksum; a
                 # shorter one ending earlier (a group less) may be the card.
                 shorter = self._shrink(
@@ -570,15 +585,31 @@ class Redactor:
                     continue
                 m = shorter
                 start, end = m.span("secret") if has_secret_group else m.span()
-                secret = text[start:end]
-            if rule.min_entropy and not entropy_at_least(secret, rule.min_entropy):
-                continue
-            if rule.keywords:
-                window = lowered[max(0, m.start() - rule.keyword_window) : m.start()]
-                if not any(k in window for k in rule.keywords):
-                    continue
-            spans.append((start, end))
-        return spans
+            cand = _Candidate(start, end, rule, m.start(), False)
+            if self._passes(cand, text, None, validated=True):
+                cand.checked = True
+                found.append(cand)
+        return found
+
+    @staticmethod
+    def _passes(cand: _Candidate, text: str, lowered: str | None, validated: bool = False) -> bool:
+        """Whether ``cand`` passes its rule's validator, entropy and keyword filters
+        (``lowered``: ``text.lower()``, or None to lower the keyword window here)."""
+        rule = cand.rule
+        secret = text[cand.start : cand.end]
+        if not validated and rule.validator is not None and rule.validator(secret) is False:
+            return False
+        if rule.min_entropy and not entropy_at_least(secret, rule.min_entropy):
+            return False
+        if rule.keywords:
+            begin = max(0, cand.match_start - rule.keyword_window)
+            if lowered is None:
+                window = text[begin : cand.match_start].lower()
+            else:
+                window = lowered[begin : cand.match_start]
+            if not any(k in window for k in rule.keywords):
+                return False
+        return True
 
     @staticmethod
     def _shrink(
@@ -619,7 +650,12 @@ class Redactor:
 
     def rule_spans(self, rule: Rule, text: str) -> list[tuple[int, int]]:
         """What ``rule`` alone finds in ``text`` (for rule tests; no masking, no stage 1)."""
-        return self._match_rule(rule, text, text.lower(), self.match_timeout_s)
+        lowered = text.lower()
+        return [
+            (c.start, c.end)
+            for c in self._candidates(rule, text, self.match_timeout_s)
+            if c.checked or self._passes(c, text, lowered)
+        ]
 
     def trigger_fires(self, rule: Rule, text: str) -> bool:
         """Whether stage 1 lets ``rule`` run on ``text``."""
@@ -724,18 +760,29 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _resolve_overlaps(
-    candidates: list[_Candidate], protected: list[tuple[int, int]]
+    candidates: list[_Candidate],
+    protected: list[tuple[int, int]],
+    passes: Callable[[_Candidate], bool],
 ) -> list[_Candidate]:
-    """Longest span wins, then priority; the result is sorted and non-overlapping."""
+    """Longest span wins, then priority; the result is sorted and non-overlapping.
+
+    A candidate not yet checked is checked (``passes``) only when it would be taken; one that
+    fails is dropped as if it had never matched, which is what checking them all first gives.
+    """
     if len(candidates) == 1 and not protected:
-        return candidates
+        cand = candidates[0]
+        return candidates if cand.checked or passes(cand) else []
     ordered = sorted(candidates, key=lambda c: (-(c.end - c.start), -c.rule.priority, c.start))
     taken: list[tuple[int, int]] = list(protected)
     chosen: list[_Candidate] = []
     for cand in ordered:
-        if any(cand.start < e and s < cand.end for s, e in taken):
-            continue
-        taken.append((cand.start, cand.end))
-        chosen.append(cand)
+        start, end = cand.start, cand.end
+        for s, e in taken:
+            if start < e and s < end:
+                break
+        else:
+            if cand.checked or passes(cand):
+                taken.append((start, end))
+                chosen.append(cand)
     chosen.sort(key=lambda c: c.start)
     return chosen
