@@ -684,7 +684,7 @@ class Redactor:
             # puts it inside one; a placeholder (no quotes, backslashes or control characters)
             # in place of part of a string leaves valid JSON valid and invalid JSON invalid.
             return after
-        import orjson  # here, not at the top: most processes never get this far (see jwt)
+        import orjson  # here, not at the top: most processes never get this far
 
         try:
             orjson.loads(after)
