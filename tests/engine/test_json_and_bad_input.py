@@ -182,6 +182,31 @@ def test_ten_megabyte_value_through_redact(redactor: Redactor) -> None:
     _no_leak(out, [CARD, PASSWORD], "10 MB value")
 
 
+KEY_DENSE = {
+    # Key names back to back: each is a key-name match whose value may run 4 KiB.
+    "keys": "token=" * 40_000,
+    # A key and a long lower-case value, over and over: the catch-all rule looks in each value
+    # for a digit or a case change.
+    "values": ("api_key " + "a" * 600 + " ") * 1000,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KEY_DENSE))
+@pytest.mark.parametrize("scanner", ["hyperscan", "regex"])
+def test_values_dense_with_key_names_are_redacted_not_given_up(kind: str, scanner: str) -> None:
+    # Without Hyperscan's offsets (a value this long, or no Hyperscan), the search must still
+    # start only at key names: trying the key-name grammar at every position took seconds
+    # here and ended in the fail-closed placeholder instead of a redaction.
+    engine = Redactor(
+        load_ruleset([DEFAULT_RULES_DIR]), ref_key=REF_KEY, match_timeout_s=2.0, scanner=scanner
+    )
+    value = KEY_DENSE[kind] + f" client_secret={PASSWORD} ok"
+    out = engine.redact(value)
+    assert FAILED_PLACEHOLDER not in out and engine.failures == 0
+    _no_leak(out, [PASSWORD], f"{kind}-dense value")
+    assert out.endswith(" ok")
+
+
 def test_values_over_max_value_bytes_fail_closed(settings: Settings) -> None:
     redactor = create_redactor(settings.with_overrides(max_value_bytes=1000))
     for value in ("x" * 1001, f"card {CARD} " + "y" * 1000, ("z" * 2000).encode()):
