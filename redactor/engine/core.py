@@ -695,10 +695,7 @@ class Redactor:
         head = before[:1]
         if head not in ("{", "[") and (not head.isspace() or before.lstrip()[:1] not in ("{", "[")):
             return after  # not JSON (checked without copying the text, as nearly always)
-        if "\\" not in before and all(
-            before.find('"', c.start, c.end) < 0 and before.count('"', 0, c.start) % 2 == 1
-            for c in replaced
-        ):
+        if "\\" not in before and _all_inside_strings(before, replaced):
             # Without backslashes every quote delimits a string, so an odd count before a span
             # puts it inside one; a placeholder (no quotes, backslashes or control characters)
             # in place of part of a string leaves valid JSON valid and invalid JSON invalid.
@@ -782,6 +779,12 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in PLACEHOLDER_RE.finditer(text)]
 
 
+#: Past this many candidates and placeholders, overlaps are found in a map of taken positions
+#: instead of by comparing with every span taken so far (quadratic: a 64 KB value of short
+#: secrets spent a second there).
+_MANY_SPANS = 32
+
+
 def _resolve_overlaps(
     candidates: list[_Candidate],
     protected: list[tuple[int, int]],
@@ -796,16 +799,45 @@ def _resolve_overlaps(
         cand = candidates[0]
         return candidates if cand.checked or passes(cand) else []
     ordered = sorted(candidates, key=lambda c: (-(c.end - c.start), -c.rule.priority, c.start))
-    taken: list[tuple[int, int]] = list(protected)
     chosen: list[_Candidate] = []
-    for cand in ordered:
-        start, end = cand.start, cand.end
-        for s, e in taken:
-            if start < e and s < end:
-                break
-        else:
-            if cand.checked or passes(cand):
-                taken.append((start, end))
+    if len(candidates) + len(protected) > _MANY_SPANS:
+        # One byte per position, set where a span was taken: a candidate overlaps one exactly
+        # when a set byte lies in its range. Linear in the candidates' lengths.
+        taken_at = bytearray(
+            max(max(c.end for c in candidates), max((e for _, e in protected), default=0))
+        )
+        for s, e in protected:
+            taken_at[s:e] = b"\x01" * (e - s)
+        for cand in ordered:
+            start, end = cand.start, cand.end
+            if taken_at.find(1, start, end) < 0 and (cand.checked or passes(cand)):
+                taken_at[start:end] = b"\x01" * (end - start)
                 chosen.append(cand)
+    else:
+        taken: list[tuple[int, int]] = list(protected)
+        for cand in ordered:
+            start, end = cand.start, cand.end
+            for s, e in taken:
+                if start < e and s < end:
+                    break
+            else:
+                if cand.checked or passes(cand):
+                    taken.append((start, end))
+                    chosen.append(cand)
     chosen.sort(key=lambda c: c.start)
     return chosen
+
+
+def _all_inside_strings(text: str, spans: list[_Candidate]) -> bool:
+    """Whether each span (sorted, non-overlapping) lies inside one string of ``text``, JSON
+    without backslashes: no quote in the span and an odd number of quotes before it."""
+    quotes = 0
+    counted_to = 0
+    for span in spans:
+        if text.find('"', span.start, span.end) >= 0:
+            return False
+        quotes += text.count('"', counted_to, span.start)
+        counted_to = span.start
+        if quotes % 2 == 0:
+            return False
+    return True

@@ -7,12 +7,15 @@ candidate that fails its filter gives way to the shorter ones under it.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from redactor.engine import Redactor, load_ruleset
+from redactor.engine import Redactor, core, load_ruleset
 from redactor.engine import validators as validators_module
+from redactor.engine.core import _Candidate
+from redactor.engine.rules import Rule
 
 from _engine_helpers import REF_KEY
 
@@ -92,3 +95,26 @@ def test_a_losing_candidate_is_never_validated(
     out = engine.redact("id=4111111111111111 and 5555")
     assert _labels(out) == ["long", "tail"]
     assert calls == ["5555"]
+
+
+def test_many_spans_resolve_as_few_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past core._MANY_SPANS overlaps are found in a map of taken positions: the same choice
+    # as comparing with every span taken, on random candidates and placeholders.
+    rules = {p: Rule("r", "p", "secret", "r", "x", "x", priority=p) for p in (30, 40, 50)}
+    rng = random.Random(3)
+    for _ in range(300):
+        candidates = []
+        for _ in range(rng.randint(1, 80)):
+            start = rng.randrange(0, 400)
+            cand = _Candidate(start, start + rng.randint(1, 30), rules[rng.choice([30, 40, 50])])
+            cand.checked = rng.random() < 0.5
+            candidates.append(cand)
+        protected = sorted({(s, s + rng.randint(1, 20)) for s in rng.sample(range(0, 400, 25), 3)})
+        failing = {id(c) for c in candidates if rng.random() < 0.2}
+        passes = lambda c, failing=failing: id(c) not in failing  # noqa: E731
+        results = []
+        for threshold in (0, 10**9):
+            monkeypatch.setattr(core, "_MANY_SPANS", threshold)
+            chosen = core._resolve_overlaps(list(candidates), protected, passes)
+            results.append([(c.start, c.end, c.rule.priority) for c in chosen])
+        assert results[0] == results[1]
