@@ -3,7 +3,9 @@
 ``INSERT INTO users (email, password) VALUES ('a@b.c', 'hunter2')`` puts the key ``password``
 in the column list and its value in the VALUES tuple; ORM logs repeat the values as bound
 parameters (``args=('a@b.c', 'hunter2')``, ``[["email", ...]]`` is handled by the text rules).
-This module pairs columns with values by position so the key-name rules apply to them.
+This module pairs columns with values by position so the key-name rules apply to them, in
+every row of a multi-row INSERT (``VALUES (...), (...)``) and of a list of parameter tuples
+(``params=[(...), (...)]``, as ``executemany`` logs them).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ _INSERT = (
     r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\("""
 )
 # A bound-parameter tuple logged after the statement: args=(...), params=(...), parameters: (...)
-_PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]"""
+# or a list of them: params=[(...), (...)].
+_PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]\s*\(?"""
+# Between one row's tuple and the next.
+_NEXT_ROW = r"""\s*\)\s*,\s*\("""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
 # placeholder, or a call such as now().
 _LITERAL = (
@@ -42,20 +47,35 @@ def _columns(text: str) -> list[str]:
     return [c.strip().strip('"`[]').rsplit(".", 1)[-1] for c in text.split(",")]
 
 
-def _values(text: str, pos: int) -> Iterator[tuple[int, int]]:
-    """Spans of the literals of a tuple starting at ``pos`` (just after its '(')."""
+def _values(text: str, pos: int) -> tuple[list[tuple[int, int]], int]:
+    """Spans of the literals of a tuple starting at ``pos`` (just after its '('), and where
+    the tuple's literals end."""
+    spans: list[tuple[int, int]] = []
+    literal = _compiled(_LITERAL)
     while True:
-        m = _compiled(_LITERAL).match(text, pos)
+        m = literal.match(text, pos)
         if m is None:
-            return
+            return spans, pos
         for group in ("sq", "dq", "bare"):
             if m.group(group) is not None:
-                yield m.span(group)
+                spans.append(m.span(group))
                 break
         pos = m.end()
         if pos >= len(text) or text[pos] != ",":
-            return
+            return spans, pos
         pos += 1
+
+
+def _rows(text: str, pos: int) -> Iterator[list[tuple[int, int]]]:
+    """The literals' spans of each row: the tuple starting at ``pos`` and those after it."""
+    next_row = _compiled(_NEXT_ROW)
+    while True:
+        spans, end = _values(text, pos)
+        yield spans
+        following = next_row.match(text, end)
+        if following is None:
+            return
+        pos = following.end()
 
 
 def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int, KeyNameRule]]:
@@ -70,7 +90,8 @@ def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int,
         if params is not None:
             tuples.append(params.end())
         for start in tuples:
-            for index, (s, e) in enumerate(_values(text, start)):
-                rule = covered.get(index)
-                if rule is not None and e > s:
-                    yield s, e, rule
+            for row in _rows(text, start):
+                for index, (s, e) in enumerate(row):
+                    rule = covered.get(index)
+                    if rule is not None and e > s:
+                        yield s, e, rule

@@ -1,0 +1,68 @@
+"""Key-name rules in SQL INSERTs: columns paired with values by position, in every row."""
+
+from __future__ import annotations
+
+import pytest
+
+from redactor.engine import Redactor
+
+ROWS = [
+    ("ana@example.com", "Tr0ub4dor&3x"),
+    ("bo@example.com", "correct-horse-9"),
+    ("cy@ex.io", "pa''ss9Zx"),  # a quote doubled inside the literal
+]
+
+
+def _values(rows: list[tuple[str, str]]) -> str:
+    return ", ".join(f"('{email}', '{password}')" for email, password in rows)
+
+
+def _unmasked(out: str, rows: list[tuple[str, str]]) -> list[int]:
+    return [i for i, (_, password) in enumerate(rows) if password in out]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO users (email, password) VALUES {values}",
+        'INSERT INTO "public"."users" ("email", "db_password") VALUES {values} RETURNING "id"',
+        "insert into users(email,password)values{values} ON CONFLICT DO NOTHING",
+    ],
+)
+def test_every_row_of_a_multi_row_insert(engine: Redactor, statement: str) -> None:
+    out = engine.redact(statement.format(values=_values(ROWS)))
+    assert _unmasked(out, ROWS) == [], out
+    assert all(email in out for email, _ in ROWS)  # other columns stay readable
+
+
+def test_bound_parameters_one_tuple_or_a_list_of_them(engine: Redactor) -> None:
+    one = (
+        "INSERT INTO users (email, password) VALUES (%s, %s) "
+        "args=('ana@example.com', 'Tr0ub4dor&3x'), kw={}"
+    )
+    out = engine.redact(one)
+    assert "Tr0ub4dor&3x" not in out and out.endswith(", kw={}")
+    many = f"INSERT INTO users (email, password) VALUES ($1, $2) params=[{_values(ROWS)}]"
+    out = engine.redact(many)
+    assert _unmasked(out, ROWS) == [], out
+    assert "VALUES ($1, $2)" in out  # placeholders are not values
+
+
+def test_what_follows_the_rows_is_not_a_row(engine: Redactor) -> None:
+    text = (
+        "INSERT INTO users (email, password) VALUES ('a@b.io', 'Tr0ub4dor&3x') "
+        "RETURNING id, ('x', 'kept-as-is')"
+    )
+    out = engine.redact(text)
+    assert "Tr0ub4dor&3x" not in out and out.endswith("('x', 'kept-as-is')")
+
+
+def test_an_insert_without_sensitive_columns_is_untouched(engine: Redactor) -> None:
+    text = "INSERT INTO orders (id, note) VALUES (1, 'first'), (2, 'second')"
+    assert engine.redact(text) is text
+
+
+def test_thousands_of_rows(engine: Redactor) -> None:
+    rows = [(f"u{i}@example.com", f"pw{i}-Zx9!q") for i in range(5000)]
+    out = engine.redact(f"INSERT INTO users (email, password) VALUES {_values(rows)}")
+    assert _unmasked(out, rows) == []
