@@ -28,6 +28,7 @@ MAX_VALUE_CHARS = 4096
 # URL escapes): a case-insensitive pattern costs the regex engine about 25% more per try.
 _SCHEMES = r"(?i:(?:Bearer|Basic|Token|Digest|Bot|Negotiate)\s+)?"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
+_STRING_PREFIX = r"(?:[bBrRuU]{1,2})?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
@@ -138,15 +139,17 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     # A quoted value is matched as runs between escapes, not a character at a time. The runs
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
     # end where a closing quote could follow, so backing off inside one never finds a match.
+    # A Python repr may put a prefix before the quote: {'password': b'hunter2'}.
     value = (
-        rf'(?:"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
-        rf"|'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
+        rf'(?:{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
+        rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
         rf"|{_SCHEMES}{prose_guard}{bare})"
     )
-    separator = r"""(?:\\?["'])?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
+    # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
+    separator = r"""(?:\\?["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
@@ -172,14 +175,14 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         category=rule.category,
         label=rule.label,
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        # It holds all the pattern allows between a name and a value: a number (token_2), up
-        # to three of the pattern's \s (up to nine bytes of _TRIGGER_SPACE), a separator, the
-        # end of an XML start tag, or a URL-encoded = or :.
+        # It holds all the pattern allows between a name and a value: a number (token_2), a
+        # closing quote and bracket, up to three of the pattern's \s (up to nine bytes of
+        # _TRIGGER_SPACE), a separator, the end of an XML start tag, or a URL-encoded = or :.
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\?["']?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)|["']{_TRIGGER_SPACE}{{0,6}},|\)=\("""
-        + r"""|>|(?:%22)?%3[AD])""",
+        + rf"""(?:\\?["']?\]?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)"""
+        + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD])""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
         pattern_source=pattern_source,
