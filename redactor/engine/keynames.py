@@ -144,12 +144,14 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf'(?:{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
         rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
+        # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
+        rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
         rf"|{_SCHEMES}{prose_guard}{bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
-    separator = r"""(?:\\?["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
+    separator = r"""(?:\\{0,3}["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
@@ -181,7 +183,7 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\?["']?\]?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)"""
+        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)"""
         + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD])""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
