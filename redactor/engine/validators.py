@@ -29,13 +29,20 @@ _LUHN_DOUBLED = bytes(range(256)).translate(
 )
 
 
+# Full-width digits (U+FF10-FF19), as East Asian input methods type them, are digits too.
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
 def digits_of(value: str) -> str:
-    """The ASCII digits of ``value``, in order (separators and everything else dropped)."""
+    """The digits of ``value`` as ASCII, in order (separators and everything else dropped);
+    full-width digits count, other scripts' digits do not."""
     if value.isascii() and value.isdigit():
         return value
     grouped = value.replace(" ", "").replace("-", "")  # the usual separators, without a regex
     if grouped.isascii() and grouped.isdigit():
         return grouped
+    if not value.isascii():
+        value = value.translate(_FULL_WIDTH_DIGITS)
     return _NON_DIGIT.sub("", value)
 
 

@@ -143,6 +143,22 @@ def test_generated_cards_never_survive(
     assert not digits_survive, "the card's leading digits survived"
 
 
+FULL_WIDTH = str.maketrans("0123456789 -", "０１２３４５６７８９\u3000\uff0d")
+
+
+@PROFILE
+@given(card=cards(), before=filler, after=filler)
+def test_generated_full_width_cards_never_survive(
+    engine: Redactor, card: str, before: str, after: str
+) -> None:
+    # As East Asian input methods type them: full-width digits, ideographic space or
+    # full-width hyphen between groups.
+    wide = card.translate(FULL_WIDTH)
+    out = engine.redact(_wrap(before, wide, after))
+    assert wide not in out, "the full-width card number survived"
+    assert wide[:8] not in out, "the card's leading digits survived"
+
+
 @PROFILE
 @given(value=ssns(), before=filler, after=filler)
 def test_generated_dashed_ssns_never_survive(
