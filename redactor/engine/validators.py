@@ -186,6 +186,17 @@ def jwt(value: str) -> bool:
     return isinstance(parsed, dict) and "alg" in parsed
 
 
+def sasl_plain(value: str) -> bool:
+    """SASL PLAIN credentials: base64 of "authzid NUL user NUL password", both of the last
+    two present."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    parts = raw.split(b"\0")
+    return len(parts) == 3 and bool(parts[1]) and bool(parts[2])
+
+
 _AWS_PREFIXES = (
     "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA", "ASCA",
 )
@@ -279,6 +290,7 @@ VALIDATORS: dict[str, Validator] = {
     "github_crc32": github_crc32,
     "npm_crc32": npm_crc32,
     "jwt": jwt,
+    "sasl_plain": sasl_plain,
     "aws_key_id": aws_key_id,
     "not_placeholder_like": not_placeholder_like,
     "password_value": password_value,

@@ -1,4 +1,5 @@
-"""The ``jwt`` validator: a header segment that decodes to a JSON object with ``alg``."""
+"""Validators that decode what they check: `jwt` (a base64url JSON header with `alg`) and
+`sasl_plain` (base64 of NUL-separated SASL PLAIN fields)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import base64
 
 import pytest
 
-from redactor.engine.validators import jwt
+from redactor.engine.validators import jwt, sasl_plain
 
 
 def _segment(raw: bytes) -> str:
@@ -33,3 +34,16 @@ def test_other_headers_are_rejected(header: bytes) -> None:
 
 def test_a_header_that_is_not_base64_is_rejected() -> None:
     assert jwt("eyJ!!!!.payload.sig") is False
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def test_sasl_plain_wants_two_nul_separated_fields_after_the_authzid() -> None:
+    assert sasl_plain(_b64(b"\0ana\0Hunter2pass!"))
+    assert sasl_plain(_b64(b"admin\0ana\0Hunter2pass!").rstrip("="))
+    assert not sasl_plain(_b64(b"\0ana\0"))  # no password
+    assert not sasl_plain(_b64(b"ana:Hunter2pass!"))  # HTTP Basic, not SASL
+    assert not sasl_plain("required")
+    assert not sasl_plain("not base64!")
