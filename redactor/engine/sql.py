@@ -6,6 +6,10 @@ parameters (``args=('a@b.c', 'hunter2')``, ``[["email", ...]]`` is handled by th
 This module pairs columns with values by position so the key-name rules apply to them, in
 every row of a multi-row INSERT (``VALUES (...), (...)``) and of a list of parameter tuples
 (``params=[(...), (...)]``, as ``executemany`` logs them).
+
+PostgreSQL logs the values bound to ``$n`` placeholders apart from the statement
+(``DETAIL:  parameters: $1 = 'a@b.c', $2 = 'hunter2'``); a placeholder takes the column it
+stands for in the INSERT's VALUES or in a ``column = $n`` comparison or assignment.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import regex
 from redactor.engine.keynames import KeyNameMatcher
 from redactor.engine.rules import KeyNameRule
 
-#: Stage-1 trigger: only lines holding an INSERT are parsed.
-TRIGGER = r"(?i)insert[ \t]+into"
+#: Stage-1 trigger: only lines holding an INSERT or PostgreSQL's bound parameters are parsed.
+TRIGGER = r"(?i)insert[ \t]+into|parameters:[ \t]*\$[0-9]"
 
 _INSERT = (
     r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\("""
@@ -29,6 +33,13 @@ _INSERT = (
 _PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]\s*\(?"""
 # Between one row's tuple and the next.
 _NEXT_ROW = r"""\s*\)\s*,\s*\("""
+# PostgreSQL's bound values, and the columns their placeholders stand for outside an INSERT.
+_PG_PARAMETERS = r"""(?i)\bparameters:[ \t]*(?=\$[0-9])"""
+# "= $n": the column is the name right before it (found backwards, so the search starts at a
+# literal rather than at every character of every word).
+_EQUALS_PLACEHOLDER = r"""=\s*\$(?P<n>[0-9]{1,4})(?![0-9])"""
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.\"`[]")
+_PLACEHOLDER = r"""\$(?P<n>[0-9]{1,4})"""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
 # placeholder, or a call such as now().
 _LITERAL = (
@@ -80,6 +91,8 @@ def _rows(text: str, pos: int) -> Iterator[list[tuple[int, int]]]:
 
 def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int, KeyNameRule]]:
     """(start, end, rule) for each value whose column a key-name rule covers."""
+    placeholders: dict[str, KeyNameRule] = {}  # "$2" -> the rule covering its column
+    placeholder = _compiled(_PLACEHOLDER)
     for insert in _compiled(_INSERT).finditer(text):
         columns = _columns(insert.group("columns"))
         covered = {i: rule for i, c in enumerate(columns) if (rule := keys.match(c)) is not None}
@@ -93,5 +106,54 @@ def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int,
             for row in _rows(text, start):
                 for index, (s, e) in enumerate(row):
                     rule = covered.get(index)
+                    if rule is None or e <= s:
+                        continue
+                    if placeholder.fullmatch(text, s, e):
+                        placeholders[text[s:e]] = rule
+                    else:
+                        yield s, e, rule
+    if "$" in text:
+        yield from _bound_parameters(text, keys, placeholders)
+
+
+def _bound_parameters(
+    text: str, keys: KeyNameMatcher, placeholders: dict[str, KeyNameRule]
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """Values in PostgreSQL's ``parameters: $1 = '...', $2 = '...'`` whose placeholder stands
+    for a covered column (``placeholders`` from INSERTs, and ``column = $n`` found here)."""
+    for m in _compiled(_EQUALS_PLACEHOLDER).finditer(text):
+        end = m.start()
+        while end > 0 and text[end - 1] in " \t":
+            end -= 1
+        start = end
+        while start > 0 and end - start < 200 and text[start - 1] in _NAME_CHARS:
+            start -= 1
+        rule = keys.match(_columns(text[start:end])[0]) if start < end else None
+        if rule is not None:
+            placeholders.setdefault("$" + m.group("n"), rule)
+    if not placeholders:
+        return
+    literal = _compiled(_LITERAL)
+    for listing in _compiled(_PG_PARAMETERS).finditer(text):
+        pos = listing.end()
+        while True:
+            name = _compiled(_PLACEHOLDER).match(text, pos)
+            if name is None:
+                break
+            equals = text.find("=", name.end(), name.end() + 4)
+            value = literal.match(text, equals + 1) if equals >= 0 else None
+            if value is None:
+                break
+            for group in ("sq", "dq", "bare"):
+                s, e = value.span(group)
+                if s >= 0:
+                    rule = placeholders.get(name.group())
                     if rule is not None and e > s:
                         yield s, e, rule
+                    break
+            pos = value.end()
+            if pos >= len(text) or text[pos] != ",":
+                break
+            pos += 1
+            while pos < len(text) and text[pos] == " ":
+                pos += 1

@@ -66,3 +66,40 @@ def test_thousands_of_rows(engine: Redactor) -> None:
     rows = [(f"u{i}@example.com", f"pw{i}-Zx9!q") for i in range(5000)]
     out = engine.redact(f"INSERT INTO users (email, password) VALUES {_values(rows)}")
     assert _unmasked(out, rows) == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "secret", "kept"),
+    [
+        (
+            "LOG:  execute <unnamed>: INSERT INTO users (email, password) VALUES ($1, $2) "
+            "DETAIL:  parameters: $1 = 'ana@example.com', $2 = 'Tr0ub4dor&3x'",
+            "Tr0ub4dor&3x",
+            "$1 = 'ana@example.com'",
+        ),
+        (
+            "LOG:  execute S_1: UPDATE users SET password = $1, updated_at = now() "
+            "WHERE id = $2 DETAIL:  parameters: $1 = 'Tr0ub4dor&3x', $2 = '42'",
+            "Tr0ub4dor&3x",
+            "$2 = '42'",
+        ),
+        (
+            "LOG:  execute S_2: SELECT id FROM users WHERE email = $1 AND api_key = $2 "
+            "DETAIL:  parameters: $1 = 'ana@example.com', $2 = 'ak_9f8e7d6c5b4a3928'",
+            "ak_9f8e7d6c5b4a3928",
+            "$1 = 'ana@example.com'",
+        ),
+    ],
+)
+def test_postgres_bound_parameters(
+    engine: Redactor, statement: str, secret: str, kept: str
+) -> None:
+    # PostgreSQL logs the values apart from the statement; a placeholder takes its column,
+    # from the INSERT's VALUES or a "column = $n", and other columns' values stay readable.
+    out = engine.redact(statement)
+    assert secret not in out and kept in out
+
+
+def test_postgres_parameters_without_a_covered_column_are_untouched(engine: Redactor) -> None:
+    text = "LOG:  statement: SELECT $1::text AS note DETAIL:  parameters: $1 = 'nothing here'"
+    assert engine.redact(text) is text
