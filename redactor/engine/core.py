@@ -307,6 +307,11 @@ class Redactor:
         """Whether a key-name rule covers ``key``: its value is masked whatever it looks like."""
         return bool(self._keys) and self._keys.match(key) is not None
 
+    def covers_named_value(self, mapping: dict[Any, Any]) -> bool:
+        """Whether ``mapping`` is a name/value pair whose name a key-name rule covers
+        (``{"name": "DB_PASSWORD", "value": ...}``): its value is masked whatever it is."""
+        return bool(self._keys) and self._keys.named_value(mapping) is not None
+
     # -- dispatch -----------------------------------------------------------------------------
 
     def _redact_any(
@@ -344,9 +349,13 @@ class Redactor:
             self._count_failure("depth")
             return FAILED_PLACEHOLDER
         out: dict[Any, Any] | None = None
+        # {"name": "DB_PASSWORD", "value": "..."}: the value field counts as the named key.
+        named = self._keys.named_value(value) if self._keys else None
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
             keyname = self._keys.match(key) if (self._keys and isinstance(key, str)) else None
+            if named is not None and key == named[0]:
+                keyname = named[1]
             if keyname is None or isinstance(item, dict):
                 new = self._redact_any(item, trace_id, findings, child, depth + 1)
             elif isinstance(item, (list, tuple)):

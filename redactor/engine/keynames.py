@@ -14,6 +14,7 @@ match only the whole key (``pass``, ``pw``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import regex
 
@@ -33,6 +34,15 @@ _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
+
+
+# Name/value pairs, where one field names the key and a sibling holds its value: Kubernetes
+# env ({"name": "DB_PASSWORD", "value": "..."}), AWS tags and stack parameters ({"Key": ...,
+# "Value": ...}, ParameterKey/ParameterValue), .NET and Spring XML config (<add key="ApiKey"
+# value="..."/>, <property name="password" value="..."/>).
+_NAME_FIELDS = ("name", "Name", "key", "Key", "ParameterKey", "parameterKey")
+VALUE_FIELDS = frozenset({"value", "Value", "ParameterValue", "parameterValue"})
+_NAMED_VALUE_MAX_FIELDS = 8  # a pair, maybe with a type or a description; not a record
 
 
 def _normalise(key: str) -> str:
@@ -74,6 +84,19 @@ class KeyNameMatcher:
             self._cache.clear()
         self._cache[key] = found
         return found
+
+    def named_value(self, mapping: dict[Any, Any]) -> tuple[Any, KeyNameRule] | None:
+        """For a name/value pair such as ``{"name": "DB_PASSWORD", "value": "..."}``: the
+        value field's key and the rule covering the name; None for any other dict."""
+        if len(mapping) > _NAMED_VALUE_MAX_FIELDS or mapping.keys().isdisjoint(VALUE_FIELDS):
+            return None  # nearly every dict: a few lookups decide
+        value_key = next(k for k in mapping if k in VALUE_FIELDS)
+        for field in _NAME_FIELDS:
+            name = mapping.get(field)
+            if type(name) is str:
+                rule = self.match(name)
+                return (value_key, rule) if rule is not None else None
+        return None
 
 
 def text_rules(rules: Sequence[KeyNameRule]) -> tuple[Rule, ...]:
@@ -151,7 +174,16 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf"|{_SCHEMES}{prose_guard}{bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
-    separator = r"""(?:\\{0,3}["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3}"""
+    # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
+    # a line break (an escaped one too), then the value field.
+    named_value = (
+        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,8})(?:\\?["'])?"""
+        r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
+    )
+    separator = (
+        rf"""(?:{named_value}"""
+        r"""|(?:\\{0,3}["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3})"""
+    )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
     pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
@@ -184,7 +216,8 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
         + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)"""
-        + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD])""",
+        + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
+        + rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))""",
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(names) + ")",
         pattern_source=pattern_source,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import ConfigError
+from redactor.engine.keynames import VALUE_FIELDS
 from redactor.engine.masks import FAILED_PLACEHOLDER
 from redactor.metrics import METRICS
 
@@ -321,13 +322,21 @@ class CleanCheck:
     megabyte chunks) is that a newline-joined buffer triggers wherever one of its lines does.
     """
 
-    __slots__ = ("_is_clean_texts", "text", "_covers_key", "_clean_keys", "_kinds")
+    __slots__ = (
+        "_is_clean_texts",
+        "text",
+        "_covers_key",
+        "_covers_named_value",
+        "_clean_keys",
+        "_kinds",
+    )
 
     def __init__(self, engine: Redactor) -> None:
         self._is_clean_texts = engine.is_clean_texts
         #: Whether one string is clean (the stdlib message): the engine's own one-string test.
         self.text: Callable[[str], bool] = engine.is_clean_text
         self._covers_key = engine.covers_key
+        self._covers_named_value = engine.covers_named_value
         self._clean_keys: set[str] = set()  # keys seen not covered: one subset test per dict
         self._kinds: dict[type, int] = {}
 
@@ -386,7 +395,11 @@ class CleanCheck:
         return True
 
     def _collect_dict(self, mapping: dict[Any, Any], parts: list[str], depth: int) -> bool:
-        return self._keys_clean(mapping) and self._collect_seq(mapping.values(), parts, depth)
+        return (
+            self._keys_clean(mapping)
+            and (mapping.keys().isdisjoint(VALUE_FIELDS) or not self._covers_named_value(mapping))
+            and self._collect_seq(mapping.values(), parts, depth)
+        )
 
     def _collect_seq(self, values: Iterable[Any], parts: list[str], depth: int) -> bool:
         kinds = self._kinds

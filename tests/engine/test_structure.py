@@ -271,3 +271,19 @@ def test_oversized_strings_fail_closed_on_the_fast_path(shipped_ruleset: RuleSet
     assert small.redact("x" * 65) == "[redacted:oversized]"
     with pytest.raises(AttributeError):  # the fast path holds the cap: it cannot change later
         small.max_value_bytes = 10**9  # type: ignore[misc]
+
+
+def test_name_value_pairs_mask_the_value_of_a_named_key(engine: Redactor) -> None:
+    record = {
+        "env": [{"name": "DB_HOST", "value": "db"}, {"name": "DB_PASSWORD", "value": "plain"}],
+        "tags": [{"Key": "api_key", "Value": 12345678}],
+        "parameter": {"ParameterKey": "DbPassword", "ParameterValue": "also-plain"},
+        "logger": {"name": "botocore.credentials", "levelname": "INFO"},  # no value field
+    }
+    out = engine.redact(record)
+    assert out["env"][0] == {"name": "DB_HOST", "value": "db"}
+    assert out["env"][1]["name"] == "DB_PASSWORD"
+    assert out["env"][1]["value"].startswith("[password#")
+    assert out["tags"][0]["Value"].startswith("[api_key#")
+    assert out["parameter"]["ParameterValue"].startswith("[password#")
+    assert out["logger"] is record["logger"]

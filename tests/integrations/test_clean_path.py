@@ -40,6 +40,7 @@ def _materialize(value: Any) -> Any:
 
 _leaves = st.one_of(
     st.text(max_size=40),
+    st.sampled_from(["DB_PASSWORD", "api_key", "db"]),  # names a name/value pair may hold
     st.integers(),
     st.floats(allow_nan=False),
     st.booleans(),
@@ -47,7 +48,8 @@ _leaves = st.one_of(
     st.builds(_Pooled, st.integers(0, len(_POOL) - 1)),
 )
 _keys = st.one_of(
-    st.text(max_size=12), st.sampled_from(["password", "api_key", "user", "note", "token"])
+    st.text(max_size=12),
+    st.sampled_from(["password", "api_key", "user", "note", "token", "name", "value", "Key"]),
 )
 _values = st.recursive(
     _leaves,
@@ -88,8 +90,9 @@ def test_clean_means_the_engine_changes_nothing(engine: Redactor, drawn: dict[st
         {"raw": b"4111 1111 1111 1111"},
         {"t": ("ok", ["fine", {"token": "abc"}])},
         {1: "non-str key"},
+        {"env": [{"name": "DB_PASSWORD", "value": "plain"}]},  # the name field names the key
     ],
-    ids=["keyname", "nested-keyname", "long-int", "bytes", "deep-keyname", "int-key"],
+    ids=["keyname", "nested-keyname", "long-int", "bytes", "deep-keyname", "int-key", "named"],
 )
 def test_doubtful_records_go_to_the_engine(engine: Redactor, record: dict[Any, Any]) -> None:
     check = CleanCheck.for_engine(engine)
