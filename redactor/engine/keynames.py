@@ -184,8 +184,13 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf"""(?:{named_value}"""
         r"""|(?:\\{0,3}["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3})"""
     )
-    # ["key", "value"] pairs, as Rails and other ORMs log bind parameters.
-    pair = rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
+    # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
+    # tuples as Python's repr of a header list shows them (single quotes only: a SQL column
+    # list, ("password", "email"), is no pair).
+    pair = (
+        rf"""(?:["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
+        rf"""|'\s{{0,2}},\s{{0,2}}'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
+    )
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
     # XML elements: <password>abc</password>, <ns:apiKey>abc</ns:apiKey>. The lookbehind
