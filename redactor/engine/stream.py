@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from redactor.engine.core import LazyTraceId, Redactor
 from redactor.engine.interface import Finding
+from redactor.engine.masks import FAILED_PLACEHOLDER
 
 # A JSON/logfmt line's own trace id wins over the caller's default. The pattern starts at the
 # key's name, not at an optional quote before it: the search can then skip to the names'
@@ -23,6 +24,13 @@ _TRACE_ID_RE = re.compile(
 )
 
 OnLine = Callable[[str | None, bytes, list[Finding]], None]
+
+# A PEM private key printed over several lines: its BEGIN line opens a block whose body lines
+# hold nothing stage 1 could see. The block, up to its END line, is redacted as one value
+# (the PEM rule's body spans line breaks) and written back as the same number of lines.
+_PEM_OPEN = re.compile(rb"BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY")
+_PEM_CLOSE = re.compile(rb"END [A-Z0-9 ]{0,40}PRIVATE KEY")
+_PEM_MAX_LINES = 200  # a 16384-bit RSA key is about 210 lines of 64; 4096-bit about 50
 
 
 def line_trace_id(line: bytes, default: str | None) -> str | None:
@@ -52,7 +60,18 @@ def redact_edits(
     """
     edits: list[Edit] = []
     redact_line = redactor.redact_line
+    block_end = -1  # the end of a multi-line PEM block already redacted
     for line_start, line_end, triggered in redactor.scanner.dirty_lines(buf):
+        if line_start <= block_end:
+            continue
+        if b"PRIVATE KEY" in buf[line_start:line_end]:
+            end = _pem_block_end(buf, line_start, line_end)
+            if end is not None:
+                block_end = end
+                edit = _redact_pem_block(redactor, buf, line_start, end, default_trace_id, on_line)
+                if edit is not None:
+                    edits.append(edit)
+                continue
         line = buf[line_start:line_end]
         # Looked up only if the line has a finding (refs are keyed by it).
         trace_id = LazyTraceId(functools.partial(line_trace_id, line, default_trace_id))
@@ -65,6 +84,56 @@ def redact_edits(
         if findings and on_line is not None:
             on_line(trace_id.get(), redacted, findings)
     return edits
+
+
+def _pem_block_end(buf: bytes, line_start: int, line_end: int) -> int | None:
+    """When the line opens a PEM private key that it does not close: where the line that
+    closes it ends (within ``_PEM_MAX_LINES`` lines of ``buf``); else None."""
+    opened = _PEM_OPEN.search(buf, line_start, line_end)
+    if opened is None or _PEM_CLOSE.search(buf, opened.end(), line_end):
+        return None
+    pos = line_end + 1
+    for _ in range(_PEM_MAX_LINES):
+        if pos > len(buf):
+            return None
+        newline = buf.find(b"\n", pos)
+        end = len(buf) if newline < 0 else newline
+        if _PEM_CLOSE.search(buf, pos, end):
+            return end
+        if _PEM_OPEN.search(buf, pos, end) or newline < 0:
+            return None  # another key begins first, or the chunk ends: no block
+        pos = newline + 1
+    return None
+
+
+def _redact_pem_block(
+    redactor: Redactor,
+    buf: bytes,
+    start: int,
+    end: int,
+    default_trace_id: str | None,
+    on_line: OnLine | None,
+) -> Edit | None:
+    """Redact the lines ``buf[start:end]`` as one value; the edit keeps their number: the
+    first line carries the redaction, each following line the key's placeholder."""
+    block = buf[start:end]
+    trace_id = LazyTraceId(functools.partial(line_trace_id, block, default_trace_id))
+    findings: list[Finding] = []
+    redacted = redactor.redact_line(block, None, trace_id=trace_id, findings=findings)
+    if redacted == block:
+        return None
+    lines = block.count(b"\n") + 1
+    pieces = redacted.split(b"\n")
+    if len(pieces) != lines:
+        # The key's lines became one placeholder: repeat it on the lines it took up.
+        key = next((f for f in findings if f.label == "private_key"), None)
+        filler = key.mask.encode() if key is not None else FAILED_PLACEHOLDER.encode()
+        head = redacted.replace(b"\n", b"\\n")
+        pieces = [head] + [filler] * (lines - 1)
+    replacement = b"\n".join(pieces)
+    if findings and on_line is not None:
+        on_line(trace_id.get(), replacement, findings)
+    return (start, end, replacement)
 
 
 def apply_edits(buf: bytes | memoryview, edits: list[Edit]) -> list[bytes | memoryview]:
