@@ -64,7 +64,8 @@ def redact_edits(
     for line_start, line_end, triggered in redactor.scanner.dirty_lines(buf):
         if line_start <= block_end:
             continue
-        if b"PRIVATE KEY" in buf[line_start:line_end]:
+        line = buf[line_start:line_end]
+        if b"PRIVATE KEY" in line:
             end = _pem_block_end(buf, line_start, line_end)
             if end is not None:
                 block_end = end
@@ -72,7 +73,6 @@ def redact_edits(
                 if edit is not None:
                     edits.append(edit)
                 continue
-        line = buf[line_start:line_end]
         # Looked up only if the line has a finding (refs are keyed by it).
         trace_id = LazyTraceId(functools.partial(line_trace_id, line, default_trace_id))
         findings: list[Finding] | None = [] if on_line is not None else None
