@@ -40,6 +40,8 @@ _PG_PARAMETERS = r"""(?i)\bparameters:[ \t]*(?=\$[0-9])"""
 _EQUALS_PLACEHOLDER = r"""=\s*\$(?P<n>[0-9]{1,4})(?![0-9])"""
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.\"`[]")
 _PLACEHOLDER = r"""\$(?P<n>[0-9]{1,4})"""
+# One entry of PostgreSQL's listing, up to its literal: "$2 = ".
+_BOUND = r"""\s*\$(?P<n>[0-9]{1,4})\s*="""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
 # placeholder, or a call such as now().
 _LITERAL = (
@@ -58,6 +60,15 @@ def _columns(text: str) -> list[str]:
     return [c.strip().strip('"`[]').rsplit(".", 1)[-1] for c in text.split(",")]
 
 
+def _literal_span(m: regex.Match[str]) -> tuple[int, int]:
+    """The span of what a ``_LITERAL`` match holds: a quoted string's content, or the bare
+    literal."""
+    for group in ("sq", "dq"):
+        if m.group(group) is not None:
+            return m.span(group)
+    return m.span("bare")
+
+
 def _values(text: str, pos: int) -> tuple[list[tuple[int, int]], int]:
     """Spans of the literals of a tuple starting at ``pos`` (just after its '('), and where
     the tuple's literals end."""
@@ -67,10 +78,7 @@ def _values(text: str, pos: int) -> tuple[list[tuple[int, int]], int]:
         m = literal.match(text, pos)
         if m is None:
             return spans, pos
-        for group in ("sq", "dq", "bare"):
-            if m.group(group) is not None:
-                spans.append(m.span(group))
-                break
+        spans.append(_literal_span(m))
         pos = m.end()
         if pos >= len(text) or text[pos] != ",":
             return spans, pos
@@ -134,26 +142,19 @@ def _bound_parameters(
     if not placeholders:
         return
     literal = _compiled(_LITERAL)
+    bound = _compiled(_BOUND)
     for listing in _compiled(_PG_PARAMETERS).finditer(text):
         pos = listing.end()
         while True:
-            name = _compiled(_PLACEHOLDER).match(text, pos)
-            if name is None:
+            name = bound.match(text, pos)
+            value = literal.match(text, name.end()) if name is not None else None
+            if name is None or value is None:
                 break
-            equals = text.find("=", name.end(), name.end() + 4)
-            value = literal.match(text, equals + 1) if equals >= 0 else None
-            if value is None:
-                break
-            for group in ("sq", "dq", "bare"):
-                s, e = value.span(group)
-                if s >= 0:
-                    rule = placeholders.get(name.group())
-                    if rule is not None and e > s:
-                        yield s, e, rule
-                    break
+            rule = placeholders.get("$" + name.group("n"))
+            s, e = _literal_span(value)
+            if rule is not None and e > s:
+                yield s, e, rule
             pos = value.end()
             if pos >= len(text) or text[pos] != ",":
                 break
             pos += 1
-            while pos < len(text) and text[pos] == " ":
-                pos += 1
