@@ -84,15 +84,34 @@ _CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
 )
 
 
+def _ranges_by_lead() -> dict[str, tuple[tuple[int, int, int, frozenset[int]], ...]]:
+    """The first two digits of a card number -> the ranges it may fall in (in table order):
+    one or two ranges to test instead of all of them, each prefix parsed only when tested."""
+    by_lead: dict[str, list[tuple[int, int, int, frozenset[int]]]] = {}
+    for spec in _CARD_RANGES:
+        width, low, high, _ = spec
+        prefixes = (str(p) for p in range(low, high + 1))
+        leads = (
+            {p + d for p in prefixes for d in "0123456789"}
+            if width == 1
+            else {p[:2] for p in prefixes}
+        )
+        for lead in leads:
+            by_lead.setdefault(lead, []).append(spec)
+    return {lead: tuple(specs) for lead, specs in by_lead.items()}
+
+
+_CARD_RANGES_BY_LEAD = _ranges_by_lead()
+
+
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
     digits = digits_of(value.replace("%20", "") if "%" in value else value)
     n = len(digits)
     if not 13 <= n <= 19:
         return False
-    prefixes = (0, int(digits[0]), int(digits[:2]), int(digits[:3]), int(digits[:4]))
-    for width, low, high, lengths in _CARD_RANGES:
-        if low <= prefixes[width] <= high and n in lengths:
+    for width, low, high, lengths in _CARD_RANGES_BY_LEAD.get(digits[:2], ()):
+        if n in lengths and low <= int(digits[:width]) <= high:
             return _luhn_ok(digits)
     return False
 
