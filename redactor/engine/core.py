@@ -603,9 +603,10 @@ class Redactor:
                     continue
                 m = shorter
                 start, end = m.span("secret") if has_secret_group else m.span()
-            cand = _Candidate(start, end, rule, m.start(), False)
-            if self._passes(cand, text, None, validated=True):
-                cand.checked = True
+            cand = _Candidate(start, end, rule, m.start())
+            if (not rule.min_entropy and not rule.keywords) or self._passes(
+                cand, text, None, validated=True
+            ):
                 found.append(cand)
         return found
 
