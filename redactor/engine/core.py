@@ -589,26 +589,42 @@ class Redactor:
                 if start >= 0 and start != end:
                     found.append(_Candidate(start, end, rule, m.start(), False))
             return found
+        limit = timeout_s if guard else None
         for m in matches:
-            start, end = m.span("secret") if has_secret_group else m.span()
-            if start < 0 or start == end:
-                continue
-            if rule.validator is not None and rule.validator(text[start:end]) is False:
-                # "4111 1111 1111 1111 123 cvv": the longest shape failed the checksum; a
-                # shorter one ending earlier (a group less) may be the card.
-                shorter = self._shrink(
-                    rule, text, m, timeout_s if guard else None, has_secret_group
-                )
-                if shorter is None:
-                    continue
-                m = shorter
-                start, end = m.span("secret") if has_secret_group else m.span()
-            cand = _Candidate(start, end, rule, m.start())
-            if (not rule.min_entropy and not rule.keywords) or self._passes(
-                cand, text, None, validated=True
-            ):
+            cand = self._checked(rule, text, m, limit, has_secret_group)
+            rejected = m.start()
+            while cand is None:
+                # A rejected number may hide a card inside its first digit run: in "%224111...",
+                # the URL escape's "22" began a longer number that swallowed the card. Never
+                # past a separator: a card among the groups of a longer number (an IBAN) is not
+                # one.
+                m = pattern.search(text, m.start() + 1, timeout=limit)
+                if m is None or not text[rejected : m.start()].isdigit():
+                    break
+                cand = self._checked(rule, text, m, limit, has_secret_group)
+            if cand is not None:
                 found.append(cand)
         return found
+
+    def _checked(
+        self, rule: Rule, text: str, m: Any, timeout_s: float | None, has_secret_group: bool
+    ) -> _Candidate | None:
+        """A shrinking rule's candidate for match ``m`` (or the longest shorter match at its
+        start that passes), with every filter checked; None when none passes."""
+        start, end = m.span("secret") if has_secret_group else m.span()
+        if start < 0 or start == end:
+            return None
+        if rule.validator is not None and rule.validator(text[start:end]) is False:
+            # "4111 1111 1111 1111 123 cvv": the longest shape failed the checksum; a
+            # shorter one ending earlier (a group less) may be the card.
+            m = self._shrink(rule, text, m, timeout_s, has_secret_group)
+            if m is None:
+                return None
+            start, end = m.span("secret") if has_secret_group else m.span()
+        cand = _Candidate(start, end, rule, m.start())
+        if rule.min_entropy or rule.keywords:
+            return cand if self._passes(cand, text, None, validated=True) else None
+        return cand
 
     def _key_names_of(self, rule: Rule) -> Any:
         """``rule``'s key names (its anchor) as a compiled regex pattern."""
