@@ -34,6 +34,8 @@ _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
+# The most spaces and tabs between a key, its separator and its value (aligned columns).
+_ALIGNMENT = 40
 
 
 # Name/value pairs, where one field names the key and a sibling holds its value: Kubernetes
@@ -50,7 +52,19 @@ def _normalise(key: str) -> str:
 
 
 def _name_regex(name: str) -> str:
-    """``api_key`` → ``api[_\\-.]?key``: the separators between words are optional."""
+    """``api_key`` → ``api[_\\-.]?key``: the separators between words are optional.
+
+    Stage 1 ignores case for ASCII letters only, so a name with other letters (пароль) is
+    matched as written, in capitals, or capitalised, and only so, in the pattern as in its
+    trigger.
+    """
+    if name.isascii():
+        return _words_regex(name)
+    spellings = dict.fromkeys([name, name.upper(), name.capitalize()])
+    return "(?-i:" + "|".join(_words_regex(s) for s in spellings) + ")"
+
+
+def _words_regex(name: str) -> str:
     words = [w for w in regex.split(r"[_\-]", name) if w]
     return r"[_\-.]?".join(regex.escape(w) for w in words)
 
@@ -133,7 +147,12 @@ def _key_source(rule: KeyNameRule) -> str:
         alternatives.append("|".join(_name_regex(n) for n in rule.names))
     if rule.exact_names:
         exact = "|".join(_name_regex(n) for n in rule.exact_names)
-        alternatives.append(rf"(?<![A-Za-z0-9_.\-])(?:{exact})")
+        # A whole key, maybe marked private by one leading underscore (.npmrc's ":_auth=").
+        # Test runners' status lines ("--- PASS: TestLogin", automake's "PASS: t/auth.sh")
+        # name no key.
+        alternatives.append(
+            rf"(?:(?<![A-Za-z0-9_.\-])|(?<=(?<![A-Za-z0-9_.\-])_))(?!(?-i:PASS: ))(?:{exact})"
+        )
     return "|".join(alternatives)
 
 
@@ -145,7 +164,9 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         names = "|".join(f"(?P<k{i}>{_key_source(rule)})" for i, rule in enumerate(rules))
     else:
         names = "|".join(_key_source(rule) for rule in rules)
-    key = "(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
+    # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
+    # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
+    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
@@ -180,9 +201,13 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,8})(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
     )
+    # Around the separator: up to three spaces of any kind (a line break too, as YAML's
+    # "password:\n  value"), or a run of spaces and tabs that aligns columns (Terraform plans,
+    # aligned INI and properties files, pretty-printed JSON).
+    space = rf"(?:[ \t]{{4,{_ALIGNMENT}}}+|\s{{0,3}})"
     separator = (
         rf"""(?:{named_value}"""
-        r"""|(?:\\{0,3}["'])?\]?\s{0,3}(?:=>|->|:=|=|(?P<colon>:))\s{0,3})"""
+        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>:)){space})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them (single quotes only: a SQL column
@@ -216,11 +241,12 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
         # It holds all the pattern allows between a name and a value: a number (token_2), a
         # closing quote and bracket, up to three of the pattern's \s (up to nine bytes of
-        # _TRIGGER_SPACE), a separator, the end of an XML start tag, or a URL-encoded = or :.
+        # _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator, the
+        # end of an XML start tag, or a URL-encoded = or :.
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,9}}(?:[:=]|->)"""
+        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->)"""
         + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
         + rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))""",
         # Every match starts at a name (see above).

@@ -36,6 +36,8 @@ SHIPPED_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 # Plain re for these: compiling with regex at import costs milliseconds of every start-up.
 _LABEL_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
+# Key names start with a letter of any script (пароль, パスワード), as keys in localised apps do.
+_KEY_NAME_RE = re.compile(r"[^\W\d_][\w\-]{0,39}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,10 +301,11 @@ def _compile_keyname(
         raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
     names = tuple(raw.get("names", []))
     exact = tuple(raw.get("exact_names", []))
-    name_re = regex.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,39}")
     for name in names + exact:
-        if not isinstance(name, str) or not name_re.fullmatch(name):
-            raise RuleError(f"{where}: key name {name!r} must be a word of letters, digits, _ or -")
+        if not isinstance(name, str) or not _KEY_NAME_RE.fullmatch(name):
+            raise RuleError(
+                f"{where}: key name {name!r} must be a word of letters (any script), digits, _ or -"
+            )
     if not names and not exact:
         raise RuleError(f"{where}: a key-name rule needs 'names' or 'exact_names'")
     value = raw.get("value", "token")

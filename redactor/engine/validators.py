@@ -235,14 +235,18 @@ _PLACEHOLDER_WORDS = frozenset(
 
 
 def not_placeholder_like(value: str) -> bool:
-    """Rejects values that are obviously not secrets: one repeated char, masks, templates."""
+    """Rejects values that are obviously not secrets: one repeated char, masks, templates,
+    a word in parentheses (Terraform's "(sensitive value)", "(known after apply)"), and AWS
+    ARNs (a secret's name, as in Secrets Manager's "SecretId")."""
     core = value.strip("\"'")
     chars = set(core)
     if len(chars) <= 2 or chars <= _MASK_CHARS:
         return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    return not core.startswith(("${", "{{", "<", "%(", "[redacted"))
+    if core.startswith("(") and core[1:].rstrip(")").isalpha():
+        return False
+    return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:"))
 
 
 def password_value(value: str) -> bool:
