@@ -592,16 +592,13 @@ class Redactor:
         limit = timeout_s if guard else None
         for m in matches:
             cand = self._checked(rule, text, m, limit, has_secret_group)
-            rejected = m.start()
-            while cand is None:
-                # A rejected number may hide a card inside its first digit run: in "%224111...",
-                # the URL escape's "22" began a longer number that swallowed the card. Never
-                # past a separator: a card among the groups of a longer number (an IBAN) is not
-                # one.
-                m = pattern.search(text, m.start() + 1, timeout=limit)
-                if m is None or not text[rejected : m.start()].isdigit():
-                    break
-                cand = self._checked(rule, text, m, limit, has_secret_group)
+            escape = text.find("%", max(0, m.start() - 2), m.start())
+            if cand is None and escape >= 0:
+                # "%224111...": a URL escape's hex digits began a longer number that failed
+                # and swallowed the card; try again right after the escape.
+                inner = pattern.match(text, escape + 3, timeout=limit)
+                if inner is not None:
+                    cand = self._checked(rule, text, inner, limit, has_secret_group)
             if cand is not None:
                 found.append(cand)
         return found
