@@ -210,11 +210,12 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>:)){space})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
-    # tuples as Python's repr of a header list shows them (single quotes only: a SQL column
-    # list, ("password", "email"), is no pair).
+    # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
+    # ((b'x-api-key', b'...')); single quotes only: a SQL column list, ("password", "email"),
+    # is no pair.
     pair = (
         rf"""(?:["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
-        rf"""|'\s{{0,2}},\s{{0,2}}'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
+        rf"""|'\s{{0,2}},\s{{0,2}}[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
     )
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
