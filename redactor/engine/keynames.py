@@ -27,7 +27,12 @@ MAX_VALUE_CHARS = 4096
 # Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
 # The patterns are case-sensitive except where case does not matter (key names, schemes,
 # URL escapes): a case-insensitive pattern costs the regex engine about 25% more per try.
-_SCHEMES = r"(?i:(?:Bearer|Basic|Token|Digest|Bot|Negotiate)\s+)?"
+_SCHEMES = (
+    r"(?i:(?:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
+    r"|GenieKey|ShippoToken|DeepL-Auth-Key)\s+)?"
+)
+# Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
+_ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
 _STRING_PREFIX = r"(?:[bBrRuU]{1,2})?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:]"""
@@ -192,7 +197,7 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
-        rf"|{_SCHEMES}{prose_guard}{bare})"
+        rf"|(?:{_ACCOUNT_SCHEME}|{_SCHEMES}{prose_guard}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
