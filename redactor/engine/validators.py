@@ -118,6 +118,8 @@ def card_number(value: str) -> bool:
 
 def ssn(value: str) -> bool:
     """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000."""
+    if "%" in value:  # URL-encoded dashes: their hex digits are none of the number's
+        value = value.replace("%2D", "-").replace("%2d", "-")
     digits = digits_of(value)
     if len(digits) != 9:
         return False
