@@ -170,8 +170,11 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     else:
         names = "|".join(_key_source(rule) for rule in rules)
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
-    # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
-    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
+    # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key; one in a URL's user
+    # name (https://x-access-token:ghs_...@github.com) is the URL rule's to mask, password only.
+    key = (
+        r"(?<!:[0-9]{12}:)(?<!://[A-Za-z0-9_.\-]{0,40})(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
+    )
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
