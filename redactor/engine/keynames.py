@@ -170,23 +170,23 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     else:
         names = "|".join(_key_source(rule) for rule in rules)
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
-    # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key; one in a URL's user
-    # name (https://x-access-token:ghs_...@github.com) is the URL rule's to mask, password only.
-    key = (
-        r"(?<!:[0-9]{12}:)(?<!://[A-Za-z0-9_.\-]{0,40})(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
-    )
+    # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
+    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
         bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
     n = MAX_VALUE_CHARS
     # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
-    # common than a secret, so an unquoted value there must not be a short plain word or a
-    # lowercase identifier ("ERROR in credentials: payment_intent ..."). A conditional on the
+    # common than a secret, so an unquoted value there must not be a plain word of up to 16
+    # letters of any script or a lowercase identifier ("ERROR in credentials: payment_intent",
+    # "Passwort: geändert"). A conditional on the
     # separator keeps one copy of the value grammar: compiling is half the work of two copies.
     prose_guard = (
-        rf"(?(colon)(?![A-Za-z]{{1,11}}(?:{_END_OF_WORD}|$)"
-        rf"|[a-z_]{{1,40}}(?:{_END_OF_WORD}|$)))"
+        rf"(?(colon)(?![^\W\d_]{{1,16}}(?:{_END_OF_WORD}|$)"
+        rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
+        # kubectl describe secret: "token:      953 bytes"
+        rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)))"
     )
     # A quoted value is matched as runs between escapes, not a character at a time. The runs
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
@@ -200,7 +200,7 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
-        rf"|(?:{_ACCOUNT_SCHEME}|{_SCHEMES}{prose_guard}){bare})"
+        rf"|(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
@@ -213,9 +213,12 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     # "password:\n  value"), or a run of spaces and tabs that aligns columns (Terraform plans,
     # aligned INI and properties files, pretty-printed JSON).
     space = rf"(?:[ \t]{{4,{_ALIGNMENT}}}+|\s{{0,3}})"
+    # A name in a URL's user name (https://x-access-token:ghs_...@github.com) is no key: the
+    # URL rule masks the password alone. Looked at only where a colon would be the separator.
+    url_user = r"(?<!://[A-Za-z0-9_.\-]{1,60})"
     separator = (
         rf"""(?:{named_value}"""
-        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>:)){space})"""
+        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>{url_user}:)){space})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes

@@ -17,6 +17,7 @@ from collections.abc import Callable
 Validator = Callable[[str], "bool | None"]
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_HEX = frozenset("0123456789abcdef")
 
 
 _NON_DIGIT = re.compile(r"[^0-9]+")
@@ -233,22 +234,49 @@ def aws_key_id(value: str) -> bool:
 _MASK_CHARS = frozenset("*xX-_.")
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
+    # states logged where a value would be: session_id=missing, verification_code=sent
+    | {"missing", "unknown", "anonymous", "expired", "pending", "sent", "invalid", "required"}
+    | {"enabled", "disabled", "empty", "unset", "default", "n/a"}
 )
 
 
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks, templates,
-    a word in parentheses (Terraform's "(sensitive value)", "(known after apply)"), and AWS
-    ARNs (a secret's name, as in Secrets Manager's "SecretId")."""
+    status words, SQL bind parameters, a word in parentheses (Terraform's "(sensitive value)",
+    "(known after apply)"), and AWS ARNs (a secret's name, as in Secrets Manager's
+    "SecretId")."""
     core = value.strip("\"'")
     chars = set(core)
     if len(chars) <= 2 or chars <= _MASK_CHARS:
         return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core.startswith("(") and core[1:].rstrip(")").isalpha():
+    if core.startswith("(") and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
+    if core[0] in ":@" and core[1:].isidentifier():
+        return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
     return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:"))
+
+
+def session_value(value: str) -> bool:
+    """A session id as servers issue them: 8+ characters, not all digits (analytics "session
+    ids" are counters and timestamps), and not a placeholder."""
+    core = value.strip("\"'")
+    return len(core) >= 8 and not core.isdigit() and not_placeholder_like(core)
+
+
+def random_token(value: str) -> bool:
+    """A value that looks generated, not written: upper case, lower case and digits together,
+    or 20+ hex digits with letters and digits (GitHub's OAuth codes, Sentry's keys). Error
+    codes (INVALID_GRANT), promo codes (SUMMER2024SALE), user names and encoded URLs fail."""
+    core = value.strip("\"'")
+    if "%3a%2f%2f" in core.lower():
+        return False  # a URL-encoded URL
+    has_digit = any(c.isdigit() for c in core)
+    if has_digit and any(c.isupper() for c in core) and any(c.islower() for c in core):
+        return True
+    hex_only = core.isalnum() and all(c in _HEX for c in core.lower())
+    return len(core) >= 20 and has_digit and hex_only and not core.isdigit()
 
 
 def password_value(value: str) -> bool:
@@ -319,4 +347,6 @@ VALIDATORS: dict[str, Validator] = {
     "aws_key_id": aws_key_id,
     "not_placeholder_like": not_placeholder_like,
     "password_value": password_value,
+    "session_value": session_value,
+    "random_token": random_token,
 }

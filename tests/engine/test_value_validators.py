@@ -1,0 +1,57 @@
+"""Validators that judge a value by its look: `random_token` (generated, not written),
+`session_value` (a session id as servers issue them) and `not_placeholder_like`."""
+
+from __future__ import annotations
+
+import pytest
+
+from redactor.engine.validators import not_placeholder_like, random_token, session_value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SplxlOBeZQQYbYS6WxSbIA",  # OAuth code, mixed case and digits
+        "4%2F0AX4XfWh5Zx9kQ3LmN0pR5",  # URL-encoded, still mixed
+        "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c",  # Sentry key: 32 hex digits
+        "3f1b2c4d5e6f7a8b9c0d",  # GitHub OAuth code: 20 hex digits
+    ],
+)
+def test_generated_values_are_random_tokens(value: str) -> None:
+    assert random_token(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ERR_CONNECTION_REFUSED",  # error code: no lower case, no digit
+        "SUMMER2024-FREESHIP",  # promo code: no lower case
+        "do_not_honor_generic_decline",
+        "fabrikam-fiber-engineering",  # organisation name
+        "12345678901234567890",  # digits alone
+        "https%3A%2F%2Fshop.Example%2Fp1",  # an encoded URL, even with mixed case
+        "7c9e6679-7425-40de-944b-e07fc1f90ae7",  # a UUID: hex with dashes
+    ],
+)
+def test_written_values_are_not_random_tokens(value: str) -> None:
+    assert not random_token(value)
+
+
+def test_session_values_look_issued() -> None:
+    assert session_value("966D3C1F6FAF0C1E3BF3F0F8F2C7D3A1")
+    assert session_value("s%3AZx9Qw3kLmN0pR5tYvB2c.AbC")
+    for value in ("1715065846", "tab-3", "missing", "anonymous", ":session_id"):
+        assert not session_value(value), value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["(sensitive value)", "(known", "arn:aws:secretsmanager:us-east-1:1:secret:x", ":user_id"],
+)
+def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
+    assert not not_placeholder_like(value)
+
+
+def test_a_password_is_not_a_placeholder() -> None:
+    assert not_placeholder_like("Hunter2pass!")
+    assert not_placeholder_like("(Hunter2)")  # parentheses around more than a word
