@@ -105,6 +105,7 @@ def ssns(draw: st.DrawFn) -> str:
 _, _, _KEYNAMES = load_pack(DEFAULT_RULES_DIR / "keynames.toml")
 KEYS = sorted({n for k in _KEYNAMES for n in (*k.names, *k.exact_names)})
 EXACT_KEYS = {n for k in _KEYNAMES for n in k.exact_names}  # match only as the whole key
+SESSION_KEYS = {n for k in _KEYNAMES if k.id == "keyname.session" for n in k.names}
 
 
 @st.composite
@@ -181,16 +182,19 @@ def test_generated_keyname_assignments_never_survive(
     engine: Redactor, key: str, value: str, sep: str, before: str, after: str
 ) -> None:
     close = sep[-1] if sep[-1] in "\"'" else ""
-    # Documented: after a bare colon a short plain word ("credentials: invalid") or a lowercase
-    # identifier ("ERROR in credentials: payment_intent ...") is prose, not a value.
+    # Documented: after a bare colon a plain word of up to 16 letters ("credentials: invalid")
+    # or a lowercase identifier ("ERROR in credentials: payment_intent ...") is prose.
     assume(
         not (
             sep == ": "
             and re.match(
-                r"""(?:[A-Za-z]{1,11}|[a-z_]{1,40})(?:[\s"'`,;&(){}\[\]<>\\.:]|$)""", value
+                r"""(?:[^\W\d_]{1,16}|[a-z_]{1,40})(?:[\s"'`,;&(){}\[\]<>\\.:]|$)""", value
             )
         )
     )
+    # Documented: a session id is 8+ characters and not all digits (analytics ids are counters).
+    session_key = any(key.lower().replace("-", "_").endswith(n) for n in SESSION_KEYS)
+    assume(not (session_key and value.isdigit()))
     assume(value not in before and value not in after)
     # Documented: under "pwd" alone an absolute path is the shell's working directory.
     assume(not (key.lower() == "pwd" and value.startswith(("/", "~/"))))
