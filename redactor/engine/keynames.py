@@ -218,7 +218,7 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     url_user = r"(?<!://[A-Za-z0-9_.\-]{1,60})"
     separator = (
         rf"""(?:{named_value}"""
-        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>{url_user}:)){space})"""
+        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>{url_user}:|\uff1a)){space})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
@@ -253,12 +253,12 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
         # It holds all the pattern allows between a name and a value: a number (token_2), a
         # closing quote and bracket, up to three of the pattern's \s (up to nine bytes of
-        # _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator, the
-        # end of an XML start tag, or a URL-encoded = or :.
+        # _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
+        # full-width colon of CJK text too), the end of an XML start tag, or a URL-encoded = or :.
         trigger="(?i)(?:"
         + "|".join(names)
         + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->)"""
+        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->|\xef\xbc\x9a)"""
         + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
         + rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))""",
         # Every match starts at a name (see above).
