@@ -255,6 +255,8 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core[0] in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
+    if "." in core and core.replace(".", "").replace("_", "").isalpha() and core.islower():
+        return False  # a SQL column reference (ON s.session_id = e.session_id)
     return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:"))
 
 
@@ -263,6 +265,12 @@ def session_value(value: str) -> bool:
     ids" are counters and timestamps), and not a placeholder."""
     core = value.strip("\"'")
     return len(core) >= 8 and not core.isdigit() and not_placeholder_like(core)
+
+
+def one_time_code(value: str) -> bool:
+    """A one-time password as authenticators and SMS show them: 4 to 10 digits."""
+    core = value.strip("\"'")
+    return 4 <= len(core) <= 10 and core.isascii() and core.isdigit()
 
 
 def random_token(value: str) -> bool:
@@ -349,4 +357,5 @@ VALIDATORS: dict[str, Validator] = {
     "password_value": password_value,
     "session_value": session_value,
     "random_token": random_token,
+    "one_time_code": one_time_code,
 }
