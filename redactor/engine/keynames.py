@@ -181,8 +181,8 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
     # common than a secret, so an unquoted value there must not be a plain word of up to 16
     # letters of any script or a lowercase identifier ("ERROR in credentials: payment_intent",
-    # "Passwort: geändert"). A conditional on the
-    # separator keeps one copy of the value grammar: compiling is half the work of two copies.
+    # "Passwort: geändert"). A conditional on the separator keeps one copy of the value
+    # grammar: compiling is half the work of two copies.
     prose_guard = (
         rf"(?(colon)(?![^\W\d_]{{1,16}}(?:{_END_OF_WORD}|$)"
         rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
