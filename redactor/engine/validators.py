@@ -237,19 +237,54 @@ _PLACEHOLDER_WORDS = frozenset(
     # states logged where a value would be: session_id=missing, verification_code=sent
     | {"missing", "unknown", "anonymous", "expired", "pending", "sent", "invalid", "required"}
     | {"enabled", "disabled", "empty", "unset", "default", "n/a"}
+    # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
+    # "[FILTERED]", GitLab "[MASKED]")
+    | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
 )
+# Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
+# secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...).
+_ENV_NAME = re.compile(r"[A-Z]+(?:_(?:[A-Z]+|[0-9]+))+")
+_CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
+
+
+def _is_code_reference(core: str) -> bool:
+    """Whether ``core`` reads as a name in code rather than a value. Tokens with a dotted
+    prefix (hvs.…, ya29.…, sl.…) mix case and digits at random and are not taken for one."""
+    core = core.rstrip(",")
+    if _ENV_NAME.fullmatch(core):
+        return True
+    called = core.endswith(("(", "["))
+    parts = core.rstrip("([").split(".")
+    if not all(p.isidentifier() and p.isascii() and len(p) <= 32 for p in parts):
+        return False
+    if called:
+        return True  # get_token(, cfg[, getpass.getpass(
+    if len(parts) < 2:
+        return False
+    *owners, last = parts
+    if not all(p.replace("_", "").isalpha() and p.islower() for p in owners):
+        return False  # a module, object or namespace is a lower-case name
+    return (
+        last.replace("_", "").isalpha()
+        and (last.islower() or (last.isupper() and len(last) >= 3))  # self.password, env.DB_PW
+    ) or _CAMEL_WORDS.fullmatch(last) is not None  # pika.PlainCredentials
 
 
 def not_placeholder_like(value: str) -> bool:
-    """Rejects values that are obviously not secrets: one repeated char, masks, templates,
-    status words, SQL bind parameters, a word in parentheses (Terraform's "(sensitive value)",
+    """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
+    tools'), templates, status words, code (a variable or a call in a traceback's source
+    line), SQL bind parameters, a word in parentheses (Terraform's "(sensitive value)",
     "(known after apply)"), and AWS ARNs (a secret's name, as in Secrets Manager's
     "SecretId")."""
     core = value.strip("\"'")
     chars = set(core)
-    if len(chars) <= 2 or chars <= _MASK_CHARS:
+    if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core:
         return False
+    if core.startswith("[") and core.endswith("]"):
+        core = core[1:-1]  # [FILTERED], [hidden]: another tool's mask
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
+        return False
+    if _is_code_reference(core):
         return False
     if core.startswith("(") and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
@@ -257,7 +292,9 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
     if "." in core and core.replace(".", "").replace("_", "").isalpha() and core.islower():
         return False  # a SQL column reference (ON s.session_id = e.session_id)
-    return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:"))
+    if core.isupper() and "_" in core and len(core) > 16 and core.replace("_", "").isalpha():
+        return False  # VALUE_SPECIFIED_IN_NO_LOG_PARAMETER, HIDDEN_DUE_TO_SECURITY_REASONS
+    return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:"))
 
 
 def session_value(value: str) -> bool:

@@ -55,3 +55,36 @@ def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> 
 def test_a_password_is_not_a_placeholder() -> None:
     assert not_placeholder_like("Hunter2pass!")
     assert not_placeholder_like("(Hunter2)")  # parentheses around more than a word
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "DB_PASSWORD,",  # connect(host=DB_HOST, password=DB_PASSWORD, ...)
+        "settings.WEBHOOK_SECRET",
+        "process.env.PGPASSWORD",
+        "self.password",
+        "pika.PlainCredentials",
+        "getpass.getpass(",
+        "cfg[",
+        "[FILTERED]",  # Rails
+        "hidden",  # Kafka's [hidden]
+        "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",  # Ansible
+        "gho_****************************ab12",  # gh auth status
+    ],
+)
+def test_code_and_other_tools_masks_are_not_values(value: str) -> None:
+    assert not not_placeholder_like(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "hvs.rZJiMAUpxL9J3a3S3OyjszNt",  # dotted prefixes with random case and digits
+        "ZBwgrkHxGuJEhp1bQ9y0R.U",
+        "ya29.a0AfH6SMBx1234567890",
+        "X7Q_9ZK2",
+    ],
+)
+def test_tokens_with_dots_or_underscores_are_values(value: str) -> None:
+    assert not_placeholder_like(value)
