@@ -83,6 +83,7 @@ class KeyNameMatcher:
     def __init__(self, rules: tuple[KeyNameRule, ...]) -> None:
         self._suffixes = [(_normalise(n), r) for r in rules for n in r.names]
         self._exact = {_normalise(n): r for r in rules for n in r.exact_names}
+        self._not = {r.id: tuple(_normalise(n) for n in r.not_names) for r in rules}
         self._cache: dict[str, KeyNameRule | None] = {}
 
     def __bool__(self) -> bool:
@@ -98,7 +99,8 @@ class KeyNameMatcher:
         if found is None:
             for suffix, rule in self._suffixes:
                 if norm.endswith(suffix):
-                    found = rule
+                    if not norm.endswith(self._not[rule.id]):
+                        found = rule
                     break
         if len(self._cache) >= self._CACHE_LIMIT:
             self._cache.clear()
@@ -150,7 +152,12 @@ def solo_pattern_source(rule: KeyNameRule) -> str:
 def _key_source(rule: KeyNameRule) -> str:
     alternatives = []
     if rule.names:
-        alternatives.append("|".join(_name_regex(n) for n in rule.names))
+        names = "|".join(_name_regex(n) for n in rule.names)
+        # not_names: a longer key ending in a name is left alone (next_token is pagination)
+        prefixes = [_not_name_prefix(n, rule.names) for n in rule.not_names]
+        if prefixes:
+            names = rf"(?<!(?:{'|'.join(prefixes)})[_\-.]?)(?:{names})"
+        alternatives.append(names)
     if rule.exact_names:
         exact = "|".join(_name_regex(n) for n in rule.exact_names)
         # A whole key, maybe marked private by one leading underscore (.npmrc's ":_auth=").
@@ -160,6 +167,16 @@ def _key_source(rule: KeyNameRule) -> str:
             rf"(?:(?<![A-Za-z0-9_.\-])|(?<=(?<![A-Za-z0-9_.\-])_))(?!(?-i:PASS: ))(?:{exact})"
         )
     return "|".join(alternatives)
+
+
+def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
+    """The words of ``not_name`` before the name it ends in, as a pattern (next_token ->
+    ``next``, next_page_token -> ``next[_\\-.]?page``): what must not stand before the name."""
+    norm = _normalise(not_name)
+    name = max((n for n in names if norm.endswith(_normalise(n))), key=len)
+    words = [w for w in not_name.replace("-", "_").split("_") if w]
+    head = words[: len(words) - len([w for w in name.replace("-", "_").split("_") if w])]
+    return r"[_\-.]?".join(re.escape(w) for w in head)
 
 
 def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: bool) -> str:

@@ -131,6 +131,7 @@ class KeyNameRule:
     label: str
     names: tuple[str, ...]  # matched as the whole key or as the key's last word(s)
     exact_names: tuple[str, ...] = ()  # matched only as the whole key ("pass", "pw")
+    not_names: tuple[str, ...] = ()  # longer keys ending in a name that are not covered
     value: str = "token"  # "token": up to a delimiter; "line": to end of line/quote (cookies)
     validator_name: str | None = None  # default: reject empty/placeholder-like values only
     validator: Validator | None = None
@@ -301,13 +302,17 @@ def _compile_keyname(
         raise RuleError(f"{where}: label must match [a-z][a-z0-9_]*, got {label!r}")
     names = tuple(raw.get("names", []))
     exact = tuple(raw.get("exact_names", []))
-    for name in names + exact:
+    not_names = tuple(raw.get("not_names", []))
+    for name in names + exact + not_names:
         if not isinstance(name, str) or not _KEY_NAME_RE.fullmatch(name):
             raise RuleError(
                 f"{where}: key name {name!r} must be a word of letters (any script), digits, _ or -"
             )
     if not names and not exact:
         raise RuleError(f"{where}: a key-name rule needs 'names' or 'exact_names'")
+    for not_name in not_names:
+        if not any(_normal_key(not_name).endswith(_normal_key(n)) for n in names):
+            raise RuleError(f"{where}: not_names entry {not_name!r} ends in none of the names")
     value = raw.get("value", "token")
     if value not in ("token", "line"):
         raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
@@ -319,6 +324,7 @@ def _compile_keyname(
         "label",
         "names",
         "exact_names",
+        "not_names",
         "value",
         "validator",
         "mask",
@@ -335,6 +341,7 @@ def _compile_keyname(
         label=label,
         names=names,
         exact_names=exact,
+        not_names=not_names,
         value=value,
         validator_name=validator_name,
         validator=validator,
@@ -342,6 +349,11 @@ def _compile_keyname(
         must_match=_examples(raw.get("must_match"), where),
         must_not_match=_examples(raw.get("must_not_match"), where),
     )
+
+
+def _normal_key(name: str) -> str:
+    """A key name as key-name rules compare them: lower case, without _ - . separators."""
+    return "".join(c for c in name.lower() if c not in "_-. ")
 
 
 def _parse_pack_file(path: Path, cache: SealedFiles | None) -> dict[str, Any]:

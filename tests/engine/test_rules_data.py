@@ -122,6 +122,11 @@ BAD_PACKS = {
         '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pin"]\nvalue = "all"\n',
         "'value' must be",
     ),
+    "keyname_not_name_of_no_name": (
+        '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["token"]\n'
+        'not_names = ["next_cursor"]\n',
+        "ends in none of the names",
+    ),
 }
 
 
