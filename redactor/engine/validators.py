@@ -236,7 +236,11 @@ _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
     # states logged where a value would be: session_id=missing, verification_code=sent
     | {"missing", "unknown", "anonymous", "expired", "pending", "sent", "invalid", "required"}
-    | {"enabled", "disabled", "empty", "unset", "default", "n/a"}
+    | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
+    | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
+    | {"valid", "present", "public", "demo"}
+    # authentication methods under an "auth" key (sshd auth=publickey, "auth":"oauth2")
+    | {"publickey", "password", "oauth2", "oauth", "login", "plain", "ldap", "saml", "oidc"}
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
     # "[FILTERED]", GitLab "[MASKED]")
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
