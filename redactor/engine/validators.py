@@ -232,6 +232,7 @@ def aws_key_id(value: str) -> bool:
 
 
 _MASK_CHARS = frozenset("*xX-_.")
+_PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -255,9 +256,11 @@ def _is_code_reference(core: str) -> bool:
     """Whether ``core`` reads as a name in code rather than a value. Tokens with a dotted
     prefix (hvs.…, ya29.…, sl.…) mix case and digits at random and are not taken for one."""
     core = core.rstrip(",")
-    if _ENV_NAME.fullmatch(core):
+    if core[:1].isupper() and _ENV_NAME.fullmatch(core):
         return True
     called = core.endswith(("(", "["))
+    if not called and "." not in core:
+        return False
     parts = core.rstrip("([").split(".")
     if not all(p.isidentifier() and p.isascii() and len(p) <= 32 for p in parts):
         return False
@@ -270,35 +273,36 @@ def _is_code_reference(core: str) -> bool:
         return False  # a module, object or namespace is a lower-case name
     return (
         last.replace("_", "").isalpha()
-        and (last.islower() or (last.isupper() and len(last) >= 3))  # self.password, env.DB_PW
+        # self.password, e.session_id (a SQL column), env.DB_PASSWORD
+        and (last.islower() or (last.isupper() and len(last) >= 3))
     ) or _CAMEL_WORDS.fullmatch(last) is not None  # pika.PlainCredentials
 
 
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
     tools'), templates, status words, code (a variable or a call in a traceback's source
-    line), SQL bind parameters, a word in parentheses (Terraform's "(sensitive value)",
-    "(known after apply)"), and AWS ARNs (a secret's name, as in Secrets Manager's
-    "SecretId")."""
+    line, an environment variable's name, a SQL column), SQL bind parameters, a word in
+    parentheses (Terraform's "(sensitive value)", "(known after apply)"), and AWS ARNs (a
+    secret's name, as in Secrets Manager's "SecretId").
+
+    Every key-name candidate passes through here: the cheap tests come first.
+    """
     core = value.strip("\"'")
     chars = set(core)
     if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core:
         return False
-    if core.startswith("[") and core.endswith("]"):
+    if core[0] == "[" and core[-1] == "]":
         core = core[1:-1]  # [FILTERED], [hidden]: another tool's mask
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if _is_code_reference(core):
+    if core.startswith(_PLACEHOLDER_PREFIXES):
         return False
-    if core.startswith("(") and core[1:].rstrip(")").replace(" ", "").isalpha():
+    first = core[0]
+    if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
-    if core[0] in ":@" and core[1:].isidentifier():
+    if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
-    if "." in core and core.replace(".", "").replace("_", "").isalpha() and core.islower():
-        return False  # a SQL column reference (ON s.session_id = e.session_id)
-    if core.isupper() and "_" in core and len(core) > 16 and core.replace("_", "").isalpha():
-        return False  # VALUE_SPECIFIED_IN_NO_LOG_PARAMETER, HIDDEN_DUE_TO_SECURITY_REASONS
-    return not core.startswith(("${", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:"))
+    return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 
 def session_value(value: str) -> bool:
