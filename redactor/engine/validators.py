@@ -305,6 +305,15 @@ def not_placeholder_like(value: str) -> bool:
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 
+def not_a_count(value: str) -> bool:
+    """``not_placeholder_like``, and not a count, a ratio or a percentage (pass=118,
+    pass: 118/120, 98.3%), as test runners write them under "pass"."""
+    core = value.strip("\"'").rstrip("%")
+    if core.replace("/", "", 1).replace(".", "", 1).isdigit():
+        return False
+    return not_placeholder_like(value)
+
+
 def session_value(value: str) -> bool:
     """A session id as servers issue them: 8+ characters, not all digits (analytics "session
     ids" are counters and timestamps), and not a placeholder."""
@@ -403,4 +412,5 @@ VALIDATORS: dict[str, Validator] = {
     "session_value": session_value,
     "random_token": random_token,
     "one_time_code": one_time_code,
+    "not_a_count": not_a_count,
 }
