@@ -305,6 +305,29 @@ def not_placeholder_like(value: str) -> bool:
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 
+# A resource's name: lower-case words and numbers joined by - . /, with a path or a version
+# or year in it (Kubernetes secrets, KMS aliases, key ids: app-credentials-v20240507,
+# prod/orders/db-password-v7, kid-2024-05-07-rsa01). Words joined by dashes alone are not
+# taken for one: passphrases look the same (cinder-lagoon-copper4).
+_RESOURCE_NAME = re.compile(r"[a-z0-9]+(?:[-./][a-z0-9]+)+")
+_NAME_PARTS = re.compile(r"[-./]")
+_VERSION_OR_YEAR = re.compile(r"v[0-9]+|(?:19|20)[0-9]{2}[0-9]*")
+
+
+def not_resource_name(value: str) -> bool:
+    """``not_placeholder_like``, and not a resource's name (a word of 3+ letters, and a path,
+    a version or a year): under "secret" or "signing key" in prose a name is as common as a
+    secret."""
+    core = value.strip("\"'")
+    if _RESOURCE_NAME.fullmatch(core):
+        parts = _NAME_PARTS.split(core)
+        if any(p.isalpha() and len(p) >= 3 for p in parts) and (
+            "/" in core or any(_VERSION_OR_YEAR.fullmatch(p) for p in parts)
+        ):
+            return False
+    return not_placeholder_like(value)
+
+
 def not_a_count(value: str) -> bool:
     """``not_placeholder_like``, and not a count, a ratio or a percentage (pass=118,
     pass: 118/120, 98.3%), as test runners write them under "pass"."""
@@ -413,4 +436,5 @@ VALIDATORS: dict[str, Validator] = {
     "random_token": random_token,
     "one_time_code": one_time_code,
     "not_a_count": not_a_count,
+    "not_resource_name": not_resource_name,
 }

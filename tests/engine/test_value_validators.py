@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from redactor.engine.validators import not_placeholder_like, random_token, session_value
+from redactor.engine.validators import (
+    not_a_count,
+    not_placeholder_like,
+    not_resource_name,
+    random_token,
+    session_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +94,17 @@ def test_code_and_other_tools_masks_are_not_values(value: str) -> None:
 )
 def test_tokens_with_dots_or_underscores_are_values(value: str) -> None:
     assert not_placeholder_like(value)
+
+
+def test_resource_names_are_told_from_passphrases() -> None:
+    for name in ("app-credentials-v20240507", "prod/orders/db-password-v7", "kid-2024-05-07-rsa01"):
+        assert not not_resource_name(name), name
+    # Words joined by dashes alone may be a passphrase; random secrets have no words.
+    for value in ("cinder-lagoon-copper4", "fa4e3176813e02ea68ef786e4d3cea27"):
+        assert not_resource_name(value), value
+
+
+def test_counts_under_pass_are_not_passwords() -> None:
+    for count in ("118", "118/120", "98.3%"):
+        assert not not_a_count(count), count
+    assert not_a_count("Hunter2pass!")
