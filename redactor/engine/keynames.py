@@ -17,10 +17,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from redactor.engine.rules import KeyNameRule, Rule
+from redactor.engine.rules import KeyNameRule, Rule, normal_key_name
 from redactor.engine.validators import not_placeholder_like
 
-_SEPARATORS = "_-. "
 MAX_VALUE_CHARS = 4096
 
 # Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
@@ -51,10 +50,6 @@ VALUE_FIELDS = frozenset({"value", "Value", "ParameterValue", "parameterValue"})
 _NAMED_VALUE_MAX_FIELDS = 8  # a pair, maybe with a type or a description; not a record
 
 
-def _normalise(key: str) -> str:
-    return "".join(c for c in key.lower() if c not in _SEPARATORS)
-
-
 def _name_regex(name: str) -> str:
     """``api_key`` → ``api[_\\-.]?key``: the separators between words are optional.
 
@@ -68,11 +63,15 @@ def _name_regex(name: str) -> str:
     return "(?-i:" + "|".join(_words_regex(s) for s in spellings) + ")"
 
 
+def _words(name: str) -> list[str]:
+    """The words of a key name (``api-key``, ``api_key`` -> ``api``, ``key``)."""
+    return [w for w in name.replace("-", "_").split("_") if w]
+
+
 def _words_regex(name: str) -> str:
     # Plain str and re calls: this runs for every name of every key-name rule at start-up,
     # where the regex module's own split and escape cost milliseconds.
-    words = [w for w in name.replace("-", "_").split("_") if w]
-    return r"[_\-.]?".join(re.escape(w) for w in words)
+    return r"[_\-.]?".join(re.escape(w) for w in _words(name))
 
 
 class KeyNameMatcher:
@@ -81,9 +80,9 @@ class KeyNameMatcher:
     _CACHE_LIMIT = 4096
 
     def __init__(self, rules: tuple[KeyNameRule, ...]) -> None:
-        self._suffixes = [(_normalise(n), r) for r in rules for n in r.names]
-        self._exact = {_normalise(n): r for r in rules for n in r.exact_names}
-        self._not = {r.id: tuple(_normalise(n) for n in r.not_names) for r in rules}
+        self._suffixes = [(normal_key_name(n), r) for r in rules for n in r.names]
+        self._exact = {normal_key_name(n): r for r in rules for n in r.exact_names}
+        self._not = {r.id: tuple(normal_key_name(n) for n in r.not_names) for r in rules}
         self._cache: dict[str, KeyNameRule | None] = {}
 
     def __bool__(self) -> bool:
@@ -94,7 +93,7 @@ class KeyNameMatcher:
             return self._cache[key]
         except KeyError:
             pass
-        norm = _normalise(key).rstrip("0123456789")  # access_token_2 is an access token too
+        norm = normal_key_name(key).rstrip("0123456789")  # access_token_2 is an access token too
         found = self._exact.get(norm)
         if found is None:
             for suffix, rule in self._suffixes:
@@ -172,11 +171,10 @@ def _key_source(rule: KeyNameRule) -> str:
 def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
     """The words of ``not_name`` before the name it ends in, as a pattern (next_token ->
     ``next``, next_page_token -> ``next[_\\-.]?page``): what must not stand before the name."""
-    norm = _normalise(not_name)
-    name = max((n for n in names if norm.endswith(_normalise(n))), key=len)
-    words = [w for w in not_name.replace("-", "_").split("_") if w]
-    head = words[: len(words) - len([w for w in name.replace("-", "_").split("_") if w])]
-    return r"[_\-.]?".join(re.escape(w) for w in head)
+    norm = normal_key_name(not_name)
+    name = max((n for n in names if norm.endswith(normal_key_name(n))), key=len)
+    words = _words(not_name)
+    return _words_regex("_".join(words[: len(words) - len(_words(name))]))
 
 
 def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: bool) -> str:

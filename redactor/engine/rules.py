@@ -311,7 +311,7 @@ def _compile_keyname(
     if not names and not exact:
         raise RuleError(f"{where}: a key-name rule needs 'names' or 'exact_names'")
     for not_name in not_names:
-        if not any(_normal_key(not_name).endswith(_normal_key(n)) for n in names):
+        if not any(normal_key_name(not_name).endswith(normal_key_name(n)) for n in names):
             raise RuleError(f"{where}: not_names entry {not_name!r} ends in none of the names")
     value = raw.get("value", "token")
     if value not in ("token", "line"):
@@ -351,8 +351,8 @@ def _compile_keyname(
     )
 
 
-def _normal_key(name: str) -> str:
-    """A key name as key-name rules compare them: lower case, without _ - . separators."""
+def normal_key_name(name: str) -> str:
+    """A key name as key-name rules compare them: lower case, without _ - . and space."""
     return "".join(c for c in name.lower() if c not in "_-. ")
 
 

@@ -191,13 +191,14 @@ def _redact_pem_block(
     """Redact the key in the lines ``buf[start:end]`` as one value. The edit keeps their
     number; each line keeps what surrounds its part of the key (redacted as any text) and
     shows the key's placeholder in place of that part."""
-    parts = [_key_part(line, i == 0) for i, line in enumerate(buf[start:end].split(b"\n"))]
+    block = buf[start:end]
+    parts = [_key_part(line, i == 0) for i, line in enumerate(block.split(b"\n"))]
     key = b"\n".join(part for _, part, _ in parts)
     if not _PEM_OPEN.match(key):  # the chunk began inside the key: its END names the kind
         closed = _PEM_CLOSE.search(key)
         assert closed is not None
         key = closed.group().replace(b"END", b"BEGIN", 1) + b"\n" + key
-    trace_id = LazyTraceId(functools.partial(line_trace_id, buf[start:end], default_trace_id))
+    trace_id = LazyTraceId(functools.partial(line_trace_id, block, default_trace_id))
     findings: list[Finding] = []
     redacted = redactor.redact_line(key, None, trace_id=trace_id, findings=findings)
     found = next((f for f in findings if f.label == "private_key"), None)
