@@ -139,9 +139,12 @@ class Redactor:
                 rule.keep_compiled_in(pattern_cache)
         # Identical triggers share one stage-1 pattern; each maps to the rules it gates.
         trigger_ids: dict[str, int] = {}
+        trigger_parts: dict[str, tuple[str, ...]] = {}
         gated: list[list[Rule]] = []
         for rule in self.rules:
             index = trigger_ids.setdefault(rule.trigger, len(trigger_ids))
+            if rule.trigger_parts:
+                trigger_parts[rule.trigger] = rule.trigger_parts
             if index == len(gated):
                 gated.append([])
             gated[index].append(rule)
@@ -159,7 +162,9 @@ class Redactor:
         self._keyworded = frozenset(
             i for i, gated_rules in enumerate(self._gated) if any(r.keywords for r in gated_rules)
         )
-        self.scanner: Scanner = make_scanner(list(trigger_ids), scanner, scanner_cache)
+        self.scanner: Scanner = make_scanner(
+            list(trigger_ids), scanner, scanner_cache, parts=trigger_parts
+        )
         self._triggered = self.scanner.triggered
         anchored = [r for r in self.rules if r.anchor]
         self._anchor_ids = {r.id: i for i, r in enumerate(anchored)}

@@ -259,26 +259,40 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     return key + rf"(?:{pair}|{pg_detail}|{xml}|{url_encoded}|{separator}{value})"
 
 
+# The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
+# It holds all the pattern allows between a name and a value: a number (token_2), a closing
+# quote and bracket, up to three of the pattern's \s (up to nine bytes of _TRIGGER_SPACE) or a
+# run of spaces and tabs that aligns columns, a separator (the full-width colon of CJK text
+# too), the end of an XML start tag, or a URL-encoded = or :.
+_AFTER_NAME = (
+    r"""(?:[_\-]?[0-9]{1,2})?"""
+    rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->|\xef\xbc\x9a)"""
+    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
+    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))"""
+)
+# Names this short (pw, pin, cvv, ssn) go to Hyperscan as an expression of their own: in one
+# alternation with longer names they make its whole database scan about half as fast
+# (measured: a clean 170-byte line 0.95 -> 0.53 us, a mostly clean log 240 -> 490 MB/s).
+_SHORT_NAME = 3
+
+
+def _name_trigger(names: list[str]) -> str:
+    return "(?i)(?:" + "|".join(_name_regex(n) for n in names) + ")" + _AFTER_NAME
+
+
 def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) -> Rule:
-    names = [_name_regex(n) for n in rule.names + rule.exact_names]
+    all_names = list(rule.names + rule.exact_names)
+    short = [n for n in all_names if n.isascii() and len(n) <= _SHORT_NAME]
+    longer = [n for n in all_names if not (n.isascii() and len(n) <= _SHORT_NAME)]
     return Rule(
         id=rule.id,
         pack=rule.pack,
         category=rule.category,
         label=rule.label,
-        # The separator is part of the trigger: "token" alone is common prose, "token=" is not.
-        # It holds all the pattern allows between a name and a value: a number (token_2), a
-        # closing quote and bracket, up to three of the pattern's \s (up to nine bytes of
-        # _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
-        # full-width colon of CJK text too), the end of an XML start tag, or a URL-encoded = or :.
-        trigger="(?i)(?:"
-        + "|".join(names)
-        + r""")(?:[_\-]?[0-9]{1,2})?"""
-        + rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->|\xef\xbc\x9a)"""
-        + rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
-        + rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))""",
+        trigger=_name_trigger(all_names),
+        trigger_parts=(_name_trigger(longer), _name_trigger(short)) if short and longer else (),
         # Every match starts at a name (see above).
-        anchor="(?i)(?:" + "|".join(names) + ")",
+        anchor="(?i)(?:" + "|".join(_name_regex(n) for n in all_names) + ")",
         pattern_source=pattern_source,
         key_group=key_group,
         pattern_flags=0,  # case-insensitive where it matters, in the pattern (see _SCHEMES)

@@ -71,6 +71,9 @@ class Rule:
     # the pattern only at the anchor's match starts, found by Hyperscan, instead of at every
     # position of the text: the same matches, far fewer attempts for keyword-led patterns.
     anchor: str | None = None
+    # Hyperscan only: the trigger as several expressions whose union it is, scanned under one
+    # id. Key-name rules set it (keynames._text_rule); everywhere else it is the trigger alone.
+    trigger_parts: tuple[str, ...] = ()
     # Set on key-name rules that share one pattern (keynames.text_rules): a match is this
     # rule's own only when this named group took part in it.
     key_group: str | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -130,11 +130,23 @@ class HyperscanScanner:
 
     name = "hyperscan"
 
-    def __init__(self, triggers: Sequence[str], cache: DatabaseCache | None = None) -> None:
+    def __init__(
+        self,
+        triggers: Sequence[str],
+        cache: DatabaseCache | None = None,
+        parts: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         assert _hs is not None
-        key = "\x00".join(triggers)
-        self._once = _database(f"once\x00{key}", triggers, _hs.HS_FLAG_SINGLEMATCH, cache)
-        self._every = _database(f"every\x00{key}", triggers, 0, cache)
+        # A trigger with parts is compiled as those expressions, all under the trigger's id
+        # (Hyperscan reports a single-match id once, however many of its expressions match).
+        expressions = [
+            (index, part)
+            for index, trigger in enumerate(triggers)
+            for part in (parts or {}).get(trigger, (trigger,))
+        ]
+        key = "\x00".join(part for _, part in expressions)
+        self._once = _database(f"once\x00{key}", expressions, _hs.HS_FLAG_SINGLEMATCH, cache)
+        self._every = _database(f"every\x00{key}", expressions, 0, cache)
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
@@ -232,7 +244,7 @@ class AnchorFinder:
     def __init__(self, anchors: Sequence[str], cache: DatabaseCache | None = None) -> None:
         assert _hs is not None
         key = "anchors\x00" + "\x00".join(anchors)
-        self._db = _database(key, anchors, _hs.HS_FLAG_SOM_LEFTMOST, cache)
+        self._db = _database(key, list(enumerate(anchors)), _hs.HS_FLAG_SOM_LEFTMOST, cache)
         self._scratch = _hs.Scratch(self._db)
         self._local = threading.local()
 
@@ -293,19 +305,22 @@ class DatabaseCache:
 
 
 def _database(
-    identity: str, patterns: Sequence[str], extra_flags: int, cache: DatabaseCache | None
+    identity: str,
+    patterns: Sequence[tuple[int, str]],
+    extra_flags: int,
+    cache: DatabaseCache | None,
 ) -> Any:
-    """A block-mode database of ``patterns`` (ids are their indexes), from ``cache`` if it
-    holds one built from the same ``identity``."""
+    """A block-mode database of ``patterns`` (id, expression), from ``cache`` if it holds one
+    built from the same ``identity``."""
 
     def build() -> Any:
         assert _hs is not None
         db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
         db.compile(
-            expressions=[_hyperscan_syntax(p) for p in patterns],
-            ids=list(range(len(patterns))),
+            expressions=[_hyperscan_syntax(p) for _, p in patterns],
+            ids=[i for i, _ in patterns],
             elements=len(patterns),
-            flags=[_hyperscan_flags(p) | extra_flags for p in patterns],
+            flags=[_hyperscan_flags(p) | extra_flags for _, p in patterns],
         )
         return db
 
@@ -322,13 +337,21 @@ def _hyperscan_flags(trigger: str) -> int:
 
 
 def make_scanner(
-    triggers: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None
+    triggers: Sequence[str],
+    prefer: str = "auto",
+    cache: DatabaseCache | None = None,
+    *,
+    parts: Mapping[str, Sequence[str]] | None = None,
 ) -> Scanner:
-    """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback."""
+    """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback.
+
+    ``parts``: triggers that Hyperscan compiles as several expressions (see Rule.trigger_parts);
+    the fallback searches each trigger whole.
+    """
     if prefer not in ("auto", "hyperscan", "regex"):
         raise ValueError(f"unknown scanner {prefer!r}")
     if prefer != "regex" and _hs is not None:
-        return HyperscanScanner(triggers, cache)
+        return HyperscanScanner(triggers, cache, parts)
     if prefer == "hyperscan":
         raise RuntimeError("hyperscan is not installed")
     return RegexScanner(triggers)

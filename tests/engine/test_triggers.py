@@ -60,3 +60,23 @@ def test_triggers_fire_wherever_their_patterns_match(engine: Redactor) -> None:
 )
 def test_forms_that_once_slipped_past_stage_one_are_masked(engine: Redactor, text: str) -> None:
     assert engine.redact(text) != text, "a known form came back unredacted"
+
+
+@pytest.mark.parametrize("rule_id", ["keyname.password", "card.cvv", "ssn.keyname"])
+def test_a_trigger_in_parts_fires_once_for_either_part(engine: Redactor, rule_id: str) -> None:
+    # Key-name rules hand Hyperscan their names of up to three letters (pw, cvv, ssn) as an
+    # expression apart from the longer ones; both stay one trigger, reported once per value.
+    rule = next(r for r in engine.rules if r.id == rule_id)
+    assert len(rule.trigger_parts) == 2
+    short_name = next(n for n in ("pin", "cvv", "ssn") if n in rule.trigger_parts[1])
+    for text in (f"{short_name}=4821", f"x=1 {short_name}: 4821 {rule_id}=2 {short_name}=3"):
+        hits = engine.scanner.triggered(text.encode())
+        gating = [i for i in hits if rule in engine._gated[i]]
+        assert len(gating) == 1, (rule_id, text, hits)
+    long_name = {
+        "keyname.password": "password",
+        "card.cvv": "card_code",
+        "ssn.keyname": "social_security_number",
+    }[rule_id]
+    assert engine.trigger_fires(rule, f"{long_name}=4821")
+    assert engine.trigger_fires(rule, f"{short_name}=4821")
