@@ -32,6 +32,9 @@ _SCHEMES = (
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
+# An empty value in logfmt or a struct dump ("password= host=db", "--password --verbose"):
+# after spaces, another key=value or a flag is the next field, not the value.
+_NEXT_FIELD = r"(?!(?<=\s)(?:[A-Za-z_][\w.\-]{0,63}=|--[A-Za-z]))"
 _STRING_PREFIX = r"(?:[bBrRuU]{1,2})?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
@@ -64,14 +67,16 @@ def _name_regex(name: str) -> str:
 
 
 def _words(name: str) -> list[str]:
-    """The words of a key name (``api-key``, ``api_key`` -> ``api``, ``key``)."""
-    return [w for w in name.replace("-", "_").split("_") if w]
+    """The words of a key name (``api-key``, ``api_key``, ``api key`` -> ``api``, ``key``)."""
+    return [w for w in name.replace("-", "_").replace(" ", "_").split("_") if w]
 
 
 def _words_regex(name: str) -> str:
     # Plain str and re calls: this runs for every name of every key-name rule at start-up,
-    # where the regex module's own split and escape cost milliseconds.
-    return r"[_\-.]?".join(re.escape(w) for w in _words(name))
+    # where the regex module's own split and escape cost milliseconds. A name written with
+    # spaces (mot de passe) is a phrase in its language: its words may be spaced in logs too.
+    separator = r"[_\-. ]?" if " " in name else r"[_\-.]?"
+    return separator.join(re.escape(w) for w in _words(name))
 
 
 class KeyNameMatcher:
@@ -193,6 +198,8 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     else:
         bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
     n = MAX_VALUE_CHARS
+    # A whole-line value (a cookie header) is made of name=value pairs.
+    next_field = "" if value_kind == "line" else _NEXT_FIELD
     # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
     # common than a secret, so an unquoted value there must not be a plain word of up to 16
     # letters of any script or a lowercase identifier ("ERROR in credentials: payment_intent",
@@ -216,7 +223,7 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
-        rf"|(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
+        rf"|{next_field}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or

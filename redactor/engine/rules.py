@@ -37,7 +37,8 @@ SHIPPED_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 _LABEL_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
 # Key names start with a letter of any script (пароль, パスワード), as keys in localised apps do.
-_KEY_NAME_RE = re.compile(r"[^\W\d_][\w\-]{0,39}")
+# A key name: a word, or up to four words joined by single spaces (mot de passe).
+_KEY_NAME_RE = re.compile(r"[^\W\d_][\w\-]{0,39}(?: [\w\-]{1,39}){0,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,8 @@ def _compile_keyname(
     for name in names + exact + not_names:
         if not isinstance(name, str) or not _KEY_NAME_RE.fullmatch(name):
             raise RuleError(
-                f"{where}: key name {name!r} must be a word of letters (any script), digits, _ or -"
+                f"{where}: key name {name!r} must be up to four words of letters (any script), "
+                "digits, _ or -, with single spaces between"
             )
     if not names and not exact:
         raise RuleError(f"{where}: a key-name rule needs 'names' or 'exact_names'")

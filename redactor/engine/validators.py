@@ -250,6 +250,11 @@ _PLACEHOLDER_WORDS = frozenset(
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...).
 _ENV_NAME = re.compile(r"[A-Z]+(?:_(?:[A-Z]+|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
+# A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
+_SHELL_VARIABLE = re.compile(r"\$[A-Z_][A-Z0-9_]+")
+# Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
+# parts (/run/secrets/app, ~/.aws/credentials, ./password.txt).
+_FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?")
 
 
 def _is_code_reference(core: str) -> bool:
@@ -262,7 +267,7 @@ def _is_code_reference(core: str) -> bool:
     if not called and "." not in core:
         return False
     parts = core.rstrip("([").split(".")
-    if not all(p.isidentifier() and p.isascii() and len(p) <= 32 for p in parts):
+    if not all(p.isidentifier() and p.isascii() and len(p) <= 64 for p in parts):
         return False
     if called:
         return True  # get_token(, cfg[, getpass.getpass(
@@ -300,6 +305,12 @@ def not_placeholder_like(value: str) -> bool:
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
+    if first == "$" and _SHELL_VARIABLE.fullmatch(core):
+        return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
+    if first == "!" and core[1:].isalpha():
+        return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
+    if first in "/.~" and _FILE_PATH.fullmatch(core):
+        return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
     if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))

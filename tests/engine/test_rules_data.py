@@ -114,7 +114,7 @@ BAD_PACKS = {
         "substring",
     ),
     "bad_keyname": (
-        '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pass word"]\n',
+        '[[keynames]]\nid = "keyname.x"\nlabel = "x"\nnames = ["pass  word"]\n',
         "key name",
     ),
     "keyname_without_names": ('[[keynames]]\nid = "keyname.x"\nlabel = "x"\n', "needs 'names'"),
