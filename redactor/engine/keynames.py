@@ -223,6 +223,8 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
+        # JSON escaped for HTML (&quot;password&quot;:&quot;abc&quot;)
+        rf"|&quot;{_SCHEMES}(?P<secret>(?:[^&\r\n]|&(?!quot;)){{1,{n}}})&quot;"
         rf"|{next_field}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
@@ -239,9 +241,13 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     # A name in a URL's user name (https://x-access-token:ghs_...@github.com) is no key: the
     # URL rule masks the password alone. Looked at only where a colon would be the separator.
     url_user = r"(?<!://[A-Za-z0-9_.\-]{1,60})"
+    # The name's closing quote may be HTML-escaped (&quot;) and its bracket URL-encoded
+    # (user%5Bpassword%5D=..., Rails params in an access log); = may be escaped as JSON
+    # encoders that escape HTML write it (Gson: password\u003dabc).
     separator = (
         rf"""(?:{named_value}"""
-        rf"""|(?:\\{{0,3}}["'])?\]?{space}(?:=>|->|:=|=|(?P<colon>{url_user}:|\uff1a)){space})"""
+        rf"""|(?:\\{{0,3}}["']|&quot;)?(?:\]|%5[Dd])?{space}"""
+        rf"""(?:=>|->|:=|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
@@ -268,12 +274,14 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
 
 # The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
 # It holds all the pattern allows between a name and a value: a number (token_2), a closing
-# quote and bracket, up to three of the pattern's \s (up to nine bytes of _TRIGGER_SPACE) or a
-# run of spaces and tabs that aligns columns, a separator (the full-width colon of CJK text
-# too), the end of an XML start tag, or a URL-encoded = or :.
+# quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine bytes
+# of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
+# full-width colon of CJK text too, and Gson's \u003d), the end of an XML start tag, or a
+# URL-encoded = or :.
 _AFTER_NAME = (
     r"""(?:[_\-]?[0-9]{1,2})?"""
-    rf"""(?:\\{{0,3}}["']?\]?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}(?:[:=]|->|\xef\xbc\x9a)"""
+    rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
+    r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))"""
 )

@@ -55,9 +55,14 @@ def _luhn_ok(digits: str) -> bool:
     return (kept + doubled) % 10 == 0
 
 
+# URL-encoded separators in a card number (%20 space, %2D dash): their hex digits are none of
+# the number's.
+_URL_SEPARATOR = re.compile("%2[0Dd]")
+
+
 def luhn(value: str) -> bool:
     """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
-    digits = digits_of(value.replace("%20", "") if "%" in value else value)
+    digits = digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
     if not 12 <= len(digits) <= 19:
         return False
     return _luhn_ok(digits)
@@ -107,7 +112,7 @@ _CARD_RANGES_BY_LEAD = _ranges_by_lead()
 
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
-    digits = digits_of(value.replace("%20", "") if "%" in value else value)
+    digits = digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
     n = len(digits)
     if not 13 <= n <= 19:
         return False
