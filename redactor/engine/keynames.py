@@ -33,8 +33,9 @@ _SCHEMES = (
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
 # An empty value in logfmt or a struct dump ("password= host=db", "--password --verbose"):
-# after spaces, another key=value or a flag is the next field, not the value.
-_NEXT_FIELD = r"(?!(?<=\s)(?:[A-Za-z_][\w.\-]{0,63}=|--[A-Za-z]))"
+# after spaces, another key=value or a flag is the next field, not the value. A value ending
+# in base64 padding (dDN4S1lTWlF=) is one.
+_NEXT_FIELD = r"(?!(?<=\s)(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$)|--[A-Za-z]))"
 _STRING_PREFIX = r"(?:[bBrRuU]{1,2})?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
