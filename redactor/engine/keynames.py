@@ -248,7 +248,11 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     separator = (
         rf"""(?:{named_value}"""
         rf"""|(?:\\{{0,3}}["']|&quot;)?(?:\]|%5[Dd])?{space}"""
-        rf"""(?:=>|->|:=|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space})"""
+        rf"""(?:=>|->|:=|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
+        # A dot leader, with or without a colon after it ("Admin password ....... abc",
+        # "Password.............: abc"), as installers and report tools align their output;
+        # four dots at least: "Checking password... done" is a progress message.
+        r"""|[ \t]{0,3}\.{4,60}(?:[ \t]{0,3}[:=])?[ \t]{1,3})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
@@ -277,13 +281,13 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
 # It holds all the pattern allows between a name and a value: a number (token_2), a closing
 # quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine bytes
 # of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
-# full-width colon of CJK text too, and Gson's \u003d), the end of an XML start tag, or a
-# URL-encoded = or :.
+# full-width colon of CJK text too, and Gson's \u003d), a dot leader, the end of an XML start
+# tag, or a URL-encoded = or :.
 _AFTER_NAME = (
     r"""(?:[_\-]?[0-9]{1,2})?"""
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
-    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]"""
+    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))"""
 )
 # Names this short (pw, pin, cvv, ssn) go to Hyperscan as an expression of their own: in one
