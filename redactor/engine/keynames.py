@@ -232,7 +232,7 @@ def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: b
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
     # a line break (an escaped one too), then the value field.
     named_value = (
-        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,8})(?:\\?["'])?"""
+        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16})(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
     )
     # Around the separator: up to three spaces of any kind (a line break too, as YAML's
@@ -288,7 +288,9 @@ _AFTER_NAME = (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
-    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,|\\n){{1,12}}\\?["']?(?:value|parameter_?value))"""
+    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
+    # a name/value pair across an escaped line break: the value field may be far indented
+    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{0,12}}\\n)"""
 )
 # Names this short (pw, pin, cvv, ssn) go to Hyperscan as an expression of their own: in one
 # alternation with longer names they make its whole database scan about half as fast

@@ -360,6 +360,18 @@ def session_value(value: str) -> bool:
     return len(core) >= 8 and not core.isdigit() and not_placeholder_like(core)
 
 
+def session_cookie(value: str) -> bool:
+    """A session cookie's value under a name as generic as "session" or "sid": 16+ characters
+    with letters and digits (a state or a count under that name is none: session=finished)."""
+    core = value.strip("\"'")
+    return (
+        len(core) >= 16
+        and any(c.isdigit() for c in core)
+        and any(c.isalpha() for c in core)
+        and not_placeholder_like(core)
+    )
+
+
 def one_time_code(value: str) -> bool:
     """A one-time password as authenticators and SMS show them: 4 to 10 digits."""
     core = value.strip("\"'")
@@ -449,6 +461,7 @@ VALIDATORS: dict[str, Validator] = {
     "not_placeholder_like": not_placeholder_like,
     "password_value": password_value,
     "session_value": session_value,
+    "session_cookie": session_cookie,
     "random_token": random_token,
     "one_time_code": one_time_code,
     "not_a_count": not_a_count,
