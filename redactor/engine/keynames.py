@@ -36,7 +36,9 @@ _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
 # after spaces, another key=value or a flag is the next field, not the value. A value ending
 # in base64 padding (dDN4S1lTWlF=) is one.
 _NEXT_FIELD = r"(?!(?<=\s)(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$)|--[A-Za-z]))"
-_STRING_PREFIX = r"(?:[bBrRuU]{1,2})?"
+# Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), or the type and length PHP's
+# var_dump prints (["pass"]=> string(20) "...").
+_STRING_PREFIX = r"(?:[bBrRuU]{1,2}|string\([0-9]{1,6}\) )?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
