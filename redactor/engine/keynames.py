@@ -32,10 +32,10 @@ _SCHEMES = (
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
-# An empty value in logfmt or a struct dump ("password= host=db", "--password --verbose"):
-# after spaces, another key=value or a flag is the next field, not the value. A value ending
-# in base64 padding (dDN4S1lTWlF=) is one.
-_NEXT_FIELD = r"(?!(?<=\s)(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$)|--[A-Za-z]))"
+# An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
+# the next field, not the value. A value ending in base64 padding (dDN4S1lTWlF=) is one, and
+# so is anything after ":" (password: Pa=ss9).
+_NEXT_FIELD = r"(?!(?<==[ \t]{1,3})[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$))"
 # Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), or the type and length PHP's
 # var_dump prints (["pass"]=> string(20) "...").
 _STRING_PREFIX = r"(?:[bBrRuU]{1,2}|string\([0-9]{1,6}\) )?"
