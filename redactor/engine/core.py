@@ -597,10 +597,10 @@ class Redactor:
         limit = timeout_s if guard else None
         for m in matches:
             cand = self._checked(rule, text, m, limit, has_secret_group)
-            if cand is None and "%" in text[max(0, m.start() - 2) : m.start()]:
-                # "%224111...": a URL escape's hex digits began a longer number that failed
-                # and swallowed the card; try again right after the escape.
-                escape = text.find("%", max(0, m.start() - 2), m.start())
+            # "%224111...": a URL escape's hex digits began a longer number that failed and
+            # swallowed the card; try again right after the escape.
+            escape = -1 if cand is not None else text.find("%", max(0, m.start() - 2), m.start())
+            if escape >= 0:
                 inner = pattern.match(text, escape + 3, timeout=limit)
                 if inner is not None:
                     cand = self._checked(rule, text, inner, limit, has_secret_group)

@@ -304,31 +304,32 @@ _NAMES_PER_PART = 16
 
 
 def _trigger_parts(short: list[str], longer: list[str]) -> tuple[str, ...]:
-    """The trigger as Hyperscan gets it (Rule.trigger_parts): short names apart, the others in
-    groups of _NAMES_PER_PART; () when that is the trigger itself."""
+    """The trigger as Hyperscan gets it (Rule.trigger_parts), from the names' regexes: short
+    names apart, the others in groups of _NAMES_PER_PART; () when that is the trigger itself."""
     groups = [longer[i : i + _NAMES_PER_PART] for i in range(0, len(longer), _NAMES_PER_PART)]
     if short:
         groups.append(short)
     return tuple(_name_trigger(g) for g in groups) if len(groups) > 1 else ()
 
 
-def _name_trigger(names: list[str]) -> str:
-    return "(?i)(?:" + "|".join(_name_regex(n) for n in names) + ")" + _AFTER_NAME
+def _name_trigger(name_regexes: list[str]) -> str:
+    return "(?i)(?:" + "|".join(name_regexes) + ")" + _AFTER_NAME
 
 
 def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) -> Rule:
-    all_names = list(rule.names + rule.exact_names)
-    short = [n for n in all_names if n.isascii() and len(n) <= _SHORT_NAME]
-    longer = [n for n in all_names if not (n.isascii() and len(n) <= _SHORT_NAME)]
+    names = [(n, _name_regex(n)) for n in rule.names + rule.exact_names]
+    regexes = [r for _, r in names]
+    short = [r for n, r in names if n.isascii() and len(n) <= _SHORT_NAME]
+    longer = [r for n, r in names if not (n.isascii() and len(n) <= _SHORT_NAME)]
     return Rule(
         id=rule.id,
         pack=rule.pack,
         category=rule.category,
         label=rule.label,
-        trigger=_name_trigger(all_names),
+        trigger=_name_trigger(regexes),
         trigger_parts=_trigger_parts(short, longer),
         # Every match starts at a name (see above).
-        anchor="(?i)(?:" + "|".join(_name_regex(n) for n in all_names) + ")",
+        anchor="(?i)(?:" + "|".join(regexes) + ")",
         pattern_source=pattern_source,
         key_group=key_group,
         pattern_flags=0,  # case-insensitive where it matters, in the pattern (see _SCHEMES)

@@ -60,9 +60,14 @@ def _luhn_ok(digits: str) -> bool:
 _URL_SEPARATOR = re.compile("%2[0Dd]")
 
 
+def _card_digits(value: str) -> str:
+    """A card number's digits, separators (URL-encoded ones too) dropped."""
+    return digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
+
+
 def luhn(value: str) -> bool:
     """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
-    digits = digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
+    digits = _card_digits(value)
     if not 12 <= len(digits) <= 19:
         return False
     return _luhn_ok(digits)
@@ -112,7 +117,7 @@ _CARD_RANGES_BY_LEAD = _ranges_by_lead()
 
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
-    digits = digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
+    digits = _card_digits(value)
     n = len(digits)
     if not 13 <= n <= 19:
         return False
