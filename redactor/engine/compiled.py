@@ -1,7 +1,7 @@
 """Compiled stage-2 patterns kept between runs.
 
 The ``regex`` module compiles in Python: all the shipped patterns together take over 100 ms,
-and the shared key-name pattern alone over 10 ms. Every process pays that on its first dirty
+and a key-name rule's alone 10 ms or more. Every process pays that on its first dirty
 records, and ``scrub`` pays it once per worker. A compiled pattern pickles as the output of
 that compiler (the arguments of ``regex``'s C constructor), so loading one takes tens of
 microseconds instead of milliseconds.
@@ -40,7 +40,8 @@ class PatternCache:
 
     def __init__(self, files: SealedFiles) -> None:
         self._files = files
-        # Key-name rules share one pattern: it is loaded once, as regex's own cache would.
+        # A pattern that several rules or engines use is loaded once, as regex's own cache
+        # would keep it.
         self._loaded: dict[tuple[str, int], regex.Pattern[str]] = {}
 
     def compile(self, source: str, flags: int) -> regex.Pattern[str]:

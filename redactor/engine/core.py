@@ -169,13 +169,16 @@ class Redactor:
         anchored = [r for r in self.rules if r.anchor]
         self._anchor_ids = {r.id: i for i, r in enumerate(anchored)}
         self._anchors = make_anchor_finder(
-            [r.anchor for r in anchored if r.anchor], scanner, scanner_cache
+            [r.anchor for r in anchored if r.anchor],
+            scanner,
+            scanner_cache,
+            tails={i: r.anchor_tail for i, r in enumerate(anchored) if r.anchor_tail},
         )
         self._has_secret_group: dict[str, bool] = {}  # rule id -> pattern has (?P<secret>)
-        # Key-name rules' anchors (their key names) as regex patterns, compiled on first use:
+        # Anchors of rules with Rule.search_anchor as regex patterns, compiled on first use:
         # where Hyperscan's byte offsets cannot serve (long or non-ASCII text, no Hyperscan).
         self._pattern_cache = pattern_cache
-        self._key_names: dict[str, Any] = {}
+        self._anchor_regexes: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.failures = 0  # values replaced by FAILED_PLACEHOLDER (errors and timeouts)
         self.oversized = 0
@@ -572,16 +575,10 @@ class Redactor:
         guard = rule.guarded or len(text) > _TIMEOUT_FROM_CHARS
         matches: Iterable[Any]
         if starts is not None:
-            matches = _anchored_matches(
-                pattern, text, starts, timeout_s if guard else None, rule.key_group
-            )
-        elif rule.key_group is not None:
-            matches = _key_matches(
-                pattern,
-                self._key_names_of(rule),
-                text,
-                timeout_s if guard else None,
-                rule.key_group,
+            matches = _anchored_matches(pattern, text, starts, timeout_s if guard else None)
+        elif rule.search_anchor:
+            matches = _searched_anchor_matches(
+                pattern, self._anchor_regex(rule), text, timeout_s if guard else None
             )
         elif guard:
             matches = pattern.finditer(text, timeout=timeout_s)
@@ -628,15 +625,15 @@ class Redactor:
             return cand if self._passes(cand, text, None, validated=True) else None
         return cand
 
-    def _key_names_of(self, rule: Rule) -> Any:
-        """``rule``'s key names (its anchor) as a compiled regex pattern."""
-        names = self._key_names.get(rule.id)
-        if names is None:
-            assert rule.anchor is not None  # every key-name rule is anchored at its names
+    def _anchor_regex(self, rule: Rule) -> Any:
+        """``rule``'s anchor as a compiled regex pattern."""
+        anchor = self._anchor_regexes.get(rule.id)
+        if anchor is None:
+            assert rule.anchor is not None  # Rule.search_anchor is only set with an anchor
             cache = self._pattern_cache
-            names = cache.compile(rule.anchor, 0) if cache else regex.compile(rule.anchor)
-            self._key_names[rule.id] = names
-        return names
+            anchor = cache.compile(rule.anchor, 0) if cache else regex.compile(rule.anchor)
+            self._anchor_regexes[rule.id] = anchor
+        return anchor
 
     @staticmethod
     def _passes(cand: _Candidate, text: str, lowered: str | None, validated: bool = False) -> bool:
@@ -757,17 +754,11 @@ class Redactor:
 
 
 def _anchored_matches(
-    pattern: Any,
-    text: str,
-    starts: Iterable[int],
-    timeout_s: float | None,
-    key_group: str | None = None,
+    pattern: Any, text: str, starts: Iterable[int], timeout_s: float | None
 ) -> Iterator[Any]:
     """What ``pattern.finditer(text)`` yields, when every match starts at one of ``starts``
     (ascending): a match tried at each start, skipping starts inside the last match.
-    ``timeout_s`` bounds all the tries together, as it bounds one ``finditer``. With
-    ``key_group`` (a shared key-name pattern), only matches in which that group took part
-    count: the rule's own, as a pattern of its own would find them."""
+    ``timeout_s`` bounds all the tries together, as it bounds one ``finditer``."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     end = 0
     for start in starts:
@@ -780,24 +771,19 @@ def _anchored_matches(
             if remaining <= 0:
                 raise TimeoutError("anchored search timed out")
             m = pattern.match(text, start, timeout=remaining)
-        if m is not None and (key_group is None or m.start(key_group) >= 0):
+        if m is not None:
             end = max(m.end(), start + 1)
             yield m
 
 
-def _key_matches(
-    shared: Any, key_names: Any, text: str, timeout_s: float | None, key_group: str
+def _searched_anchor_matches(
+    pattern: Any, anchor: Any, text: str, timeout_s: float | None
 ) -> Iterator[Any]:
-    """One key-name rule's matches in ``text`` from the ``shared`` pattern, as ``finditer``
-    over the rule's own pattern would give them, without byte offsets from Hyperscan.
-
-    Every match of the rule starts at one of its key names, so the shared pattern is tried
-    only where ``key_names`` matches (an overlapped search: "access_token" holds "token"). A
-    search of the shared pattern at every position would try its value grammar, up to 4 KiB,
-    at each: on a long value full of key names that costs milliseconds per kilobyte.
-    """
-    starts = (m.start() for m in key_names.finditer(text, overlapped=True))
-    return _anchored_matches(shared, text, starts, timeout_s, key_group)
+    """What ``pattern.finditer(text)`` yields, for a pattern whose every match starts where
+    ``anchor`` matches, without byte offsets from Hyperscan: the pattern is tried only at the
+    anchor's matches (an overlapped search: "access_token" holds "token")."""
+    starts = (m.start() for m in anchor.finditer(text, overlapped=True))
+    return _anchored_matches(pattern, text, starts, timeout_s)
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:

@@ -131,29 +131,20 @@ class KeyNameMatcher:
 def text_rules(rules: Sequence[KeyNameRule]) -> tuple[Rule, ...]:
     """The pattern rules that find ``rules``' keys and their values in free text, in order.
 
-    The value grammar is most of each pattern, and the same for every rule whose values are
-    tokens, so those rules share one pattern: each rule's names sit in a named group of one
-    alternation (``k0``, ``k1``, ...), and a match is the rule's own when its group took part
-    (:attr:`Rule.key_group`). Compiling one pattern instead of one per rule takes about 20 ms
-    off every process that meets key-name rules. Each rule still finds exactly what a pattern
-    of its own would: after a name come at most a number and a separator or quote, never the
-    letters that would continue another rule's longer name, so at any one position at most
-    one rule's key can be followed by a value.
+    Each has a pattern of its own. Their value grammar is the same, but one pattern for all
+    (each rule's names in a named group) tried at a known name costs about twice as much as
+    the rule's own: the alternation of every rule's names is most of a match there. The
+    compiled patterns are kept between runs (``compiled.py``), so their number costs little.
     """
-    shared = [rule for rule in rules if rule.value != "line"]
-    shared_source = _pattern_source(shared, "token", grouped=True) if shared else ""
-    groups = {rule.id: f"k{i}" for i, rule in enumerate(shared)}
-    return tuple(
-        _text_rule(rule, shared_source, groups[rule.id])
-        if rule.id in groups
-        else _text_rule(rule, solo_pattern_source(rule), None)  # its own value grammar
-        for rule in rules
-    )
+    return tuple(_text_rule(rule) for rule in rules)
 
 
-def solo_pattern_source(rule: KeyNameRule) -> str:
-    """The pattern of ``rule`` alone (what it finds in a shared pattern must be the same)."""
-    return _pattern_source([rule], rule.value, grouped=False)
+def pattern_source(rule: KeyNameRule) -> str:
+    """The stage-2 pattern of ``rule``: one of its names, then a value in any of the forms
+    below. It starts at the name, not at the key's first character: the prefix of a longer
+    key (``db_`` in ``db_password``) needs no matching, and starting on a literal lets the
+    regex engine skip ahead instead of trying a key at every position."""
+    return _pattern_source(_key_source(rule), rule.value)
 
 
 def _key_source(rule: KeyNameRule) -> str:
@@ -185,14 +176,7 @@ def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
     return _words_regex("_".join(words[: len(words) - len(_words(name))]))
 
 
-def _pattern_source(rules: Sequence[KeyNameRule], value_kind: str, *, grouped: bool) -> str:
-    # The pattern starts at the name, not at the key's first character: the prefix of a
-    # longer key (``db_`` in ``db_password``) needs no matching, and starting on a literal lets
-    # the regex engine skip ahead instead of trying a key at every position.
-    if grouped:
-        names = "|".join(f"(?P<k{i}>{_key_source(rule)})" for i, rule in enumerate(rules))
-    else:
-        names = "|".join(_key_source(rule) for rule in rules)
+def _pattern_source(names: str, value_kind: str) -> str:
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
     # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
     key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
@@ -316,7 +300,7 @@ def _name_trigger(name_regexes: list[str]) -> str:
     return "(?i)(?:" + "|".join(name_regexes) + ")" + _AFTER_NAME
 
 
-def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) -> Rule:
+def _text_rule(rule: KeyNameRule) -> Rule:
     names = [(n, _name_regex(n)) for n in rule.names + rule.exact_names]
     regexes = [r for _, r in names]
     short = [r for n, r in names if n.isascii() and len(n) <= _SHORT_NAME]
@@ -330,8 +314,8 @@ def _text_rule(rule: KeyNameRule, pattern_source: str, key_group: str | None) ->
         trigger_parts=_trigger_parts(short, longer),
         # Every match starts at a name (see above).
         anchor="(?i)(?:" + "|".join(regexes) + ")",
-        pattern_source=pattern_source,
-        key_group=key_group,
+        search_anchor=True,
+        pattern_source=pattern_source(rule),
         pattern_flags=0,  # case-insensitive where it matters, in the pattern (see _SCHEMES)
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,

@@ -72,12 +72,19 @@ class Rule:
     # the pattern only at the anchor's match starts, found by Hyperscan, instead of at every
     # position of the text: the same matches, far fewer attempts for keyword-led patterns.
     anchor: str | None = None
+    # With an anchor: 0, the pattern's matches start where the anchor's matches start; n > 0,
+    # they start n bytes before the anchor's matches end, so that the anchor can also say what
+    # comes before a match ("not a digit, or a URL escape"), which Hyperscan cannot look behind
+    # for. Only a fixed-length end of the anchor gives one start per match.
+    anchor_tail: int = 0
     # Hyperscan only: the trigger as several expressions whose union it is, scanned under one
     # id. Key-name rules set it (keynames._text_rule); everywhere else it is the trigger alone.
     trigger_parts: tuple[str, ...] = ()
-    # Set on key-name rules that share one pattern (keynames.text_rules): a match is this
-    # rule's own only when this named group took part in it.
-    key_group: str | None = None
+    # Where Hyperscan gives no anchor offsets (no Hyperscan, long or non-ASCII text), find the
+    # anchor with ``regex`` and try the pattern only at its matches, rather than at every
+    # position. Set on key-name rules (keynames._text_rule): tried at every position, their
+    # value grammar of up to 4 KiB costs milliseconds per kilobyte of a value full of names.
+    search_anchor: bool = False
     validator_name: str | None = None
     validator: Validator | None = None
     keywords: tuple[str, ...] = ()
@@ -221,6 +228,9 @@ def _compile_rule(
     anchor = raw.get("anchor")
     if anchor is not None and (not isinstance(anchor, str) or not anchor):
         raise RuleError(f"{where}: 'anchor' must be a non-empty string")
+    anchor_tail = raw.get("anchor_tail", 0)
+    if type(anchor_tail) is not int or anchor_tail < 0 or (anchor_tail and anchor is None):
+        raise RuleError(f"{where}: 'anchor_tail' must be a byte count >= 0, with an anchor")
     # Triggers and anchors must also compile for the portable scanner, which uses the re
     # module. The shipped packs' are compiled by their tests and by `redactor rules test
     # --scanner regex`; checking them again here would cost every start-up.
@@ -260,6 +270,7 @@ def _compile_rule(
         "version1",
         "shrink",
         "anchor",
+        "anchor_tail",
     }
     unknown = set(raw) - known
     if unknown:
@@ -281,6 +292,7 @@ def _compile_rule(
         priority=int(raw.get("priority", 50)),
         shrink=bool(raw.get("shrink", False)),
         anchor=anchor,
+        anchor_tail=anchor_tail,
         guarded=guarded,
         must_match=_examples(raw.get("must_match"), where),
         must_not_match=_examples(raw.get("must_not_match"), where),

@@ -229,8 +229,8 @@ def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]
     hits.append(pattern_id)
 
 
-def _collect_start(anchor_id: int, start: int, _to: int, _flags: int, hits: list[Any]) -> None:
-    hits.append((anchor_id, start))
+def _collect_span(anchor_id: int, start: int, end: int, _flags: int, hits: list[Any]) -> None:
+    hits.append((anchor_id, start, end))
 
 
 class AnchorFinder:
@@ -238,13 +238,20 @@ class AnchorFinder:
 
     Stage 2 uses it to try an anchored rule's pattern only at those positions (see
     ``Rule.anchor``). Hyperscan only: without it, patterns are searched at every position,
-    which gives the same matches.
+    which gives the same matches. ``tails``: anchor id -> ``Rule.anchor_tail``, for anchors
+    whose matches say where a pattern's match starts by where they end.
     """
 
-    def __init__(self, anchors: Sequence[str], cache: DatabaseCache | None = None) -> None:
+    def __init__(
+        self,
+        anchors: Sequence[str],
+        cache: DatabaseCache | None = None,
+        tails: Mapping[int, int] | None = None,
+    ) -> None:
         assert _hs is not None
         key = "anchors\x00" + "\x00".join(anchors)
         self._db = _database(key, list(enumerate(anchors)), _hs.HS_FLAG_SOM_LEFTMOST, cache)
+        self._tails = dict(tails or {})
         self._scratch = _hs.Scratch(self._db)
         self._local = threading.local()
 
@@ -255,14 +262,17 @@ class AnchorFinder:
             scratch = local.scratch
         except AttributeError:
             scratch = local.scratch = self._scratch.clone()
-        hits: list[tuple[int, int]] = []
-        self._db.scan(data, _collect_start, 0, hits, scratch)
+        hits: list[tuple[int, int, int]] = []
+        self._db.scan(data, _collect_span, 0, hits, scratch)
         found: dict[int, list[int]] = {}
         if not hits:
             return found
+        tails = self._tails
+        if tails:
+            hits = [(i, end - tails[i] if i in tails else start, end) for i, start, end in hits]
         # Reports come in end order: a longer match may report an earlier start later.
         hits.sort()
-        for anchor_id, start in hits:
+        for anchor_id, start, _ in hits:
             starts = found.get(anchor_id)
             if starts is None:
                 found[anchor_id] = [start]
@@ -272,12 +282,15 @@ class AnchorFinder:
 
 
 def make_anchor_finder(
-    anchors: Sequence[str], prefer: str = "auto", cache: DatabaseCache | None = None
+    anchors: Sequence[str],
+    prefer: str = "auto",
+    cache: DatabaseCache | None = None,
+    tails: Mapping[int, int] | None = None,
 ) -> AnchorFinder | None:
     """An :class:`AnchorFinder` when Hyperscan is used, else None (patterns search as usual)."""
     if not anchors or prefer == "regex" or _hs is None:
         return None
-    return AnchorFinder(anchors, cache)
+    return AnchorFinder(anchors, cache, tails)
 
 
 class DatabaseCache:

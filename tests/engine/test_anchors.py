@@ -13,12 +13,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import regex
 from test_parity import CORPUS
 
 from redactor.engine import Redactor, Rule
-from redactor.engine.core import _anchored_matches, _key_matches
-from redactor.engine.keynames import solo_pattern_source
+from redactor.engine.core import _anchored_matches, _searched_anchor_matches
 
 KEYWORDS = ["password", "pwd", "token", "api_key", "secret", "Bearer", "ssn", "passphrase",
             "client_secret", "aws_secret_access_key", "Authorization", "cookie", "tin", "pass"]
@@ -54,15 +52,9 @@ def _anchored_rules(engine: Redactor) -> list[Rule]:
 
 def test_shipped_keyword_rules_are_anchored(engines: dict[str, Redactor]) -> None:
     anchored = {r.id for r in _anchored_rules(engines["hyperscan"])}
-    assert {"secret.generic.assignment", "keyname.password", "keyname.token"} <= anchored
-
-
-def _own_pattern(engine: Redactor, rule: Rule) -> regex.Pattern[str]:
-    """The rule's pattern as if it were alone: key-name rules share one (keynames.text_rules)."""
-    if rule.key_group is None:
-        return rule.pattern
-    keyname = next(k for k in engine.ruleset.keynames if k.id == rule.id)
-    return regex.compile(solo_pattern_source(keyname), rule.pattern_flags)
+    assert {"secret.generic.assignment", "keyname.password", "keyname.token", "card.pan"} <= (
+        anchored
+    )
 
 
 def test_anchored_search_finds_what_a_full_search_finds(
@@ -74,45 +66,37 @@ def test_anchored_search_finds_what_a_full_search_finds(
     differ: list[tuple[str, int]] = []
     for rule in _anchored_rules(engine):
         anchor_id = engine._anchor_ids[rule.id]
-        own = _own_pattern(engine, rule)
         examples = [e.text for e in rule.must_match + rule.must_not_match]
         for i, text in enumerate(examples + texts):
             if not text.isascii():
                 continue  # anchors are not used on non-ASCII text
             starts = finder.starts(text.encode()).get(anchor_id, [])
-            full = [m.span() for m in own.finditer(text)]
-            anchored = [
-                m.span()
-                for m in _anchored_matches(rule.pattern, text, starts, None, rule.key_group)
-            ]
+            full = [m.span() for m in rule.pattern.finditer(text)]
+            anchored = [m.span() for m in _anchored_matches(rule.pattern, text, starts, None)]
             if full != anchored:
                 differ.append((rule.id, i))
     # Names rule and text index only: the texts may hold secrets.
     assert not differ, f"anchored search differs: {differ[:10]} ({len(differ)} in all)"
 
 
-def test_key_name_rules_find_in_the_shared_pattern_what_their_own_finds(
+def test_anchors_searched_with_regex_find_what_a_full_search_finds(
     engines: dict[str, Redactor], texts: list[str]
 ) -> None:
-    """Without Hyperscan's offsets too (non-ASCII or long text, no Hyperscan): the shared
-    pattern tried where the rule's key names start, kept to its key group, gives the rule's
-    own pattern's matches."""
+    """Without Hyperscan's offsets (non-ASCII or long text, no Hyperscan), key-name rules try
+    their pattern where a regex search finds their names: the same matches as a full search."""
     engine = engines["regex"]
-    shared = [r for r in engine.rules if r.key_group is not None]
-    assert len(shared) >= 8 and len({r.pattern_source for r in shared}) == 1
+    searched = [r for r in engine.rules if r.search_anchor]
+    assert len(searched) >= 8
     differ: list[tuple[str, int]] = []
-    for rule in shared:
-        own = _own_pattern(engine, rule)
+    for rule in searched:
         examples = [e.text for e in rule.must_match + rule.must_not_match]
+        anchor = engine._anchor_regex(rule)
         for i, text in enumerate(examples + texts + [t.replace(" ", "\u00a0") for t in examples]):
-            full = [m.span() for m in own.finditer(text)]
-            names = engine._key_names_of(rule)
-            found = [
-                m.span() for m in _key_matches(rule.pattern, names, text, None, rule.key_group)
-            ]
+            full = [m.span() for m in rule.pattern.finditer(text)]
+            found = [m.span() for m in _searched_anchor_matches(rule.pattern, anchor, text, None)]
             if full != found:
                 differ.append((rule.id, i))
-    assert not differ, f"shared pattern differs: {differ[:10]} ({len(differ)} in all)"
+    assert not differ, f"anchored search differs: {differ[:10]} ({len(differ)} in all)"
 
 
 def test_redaction_is_the_same_with_and_without_anchors(

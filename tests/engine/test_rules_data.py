@@ -103,6 +103,14 @@ BAD_PACKS = {
         GOOD_RULE.replace('category = "secret"', 'category = "stuff"'),
         "category must be one of",
     ),
+    "anchor_tail_without_anchor": (
+        GOOD_RULE.replace("pattern =", "anchor_tail = 3\npattern ="),
+        "'anchor_tail' must be",
+    ),
+    "negative_anchor_tail": (
+        GOOD_RULE.replace("pattern =", "anchor = 'wdg_'\nanchor_tail = -1\npattern ="),
+        "'anchor_tail' must be",
+    ),
     "bad_mask": (GOOD_RULE.replace("pattern =", 'mask = "rot13"\npattern ='), "unknown mask"),
     "bad_id": (GOOD_RULE.replace('id = "test.widget"', 'id = "Test Widget!"'), "invalid rule id"),
     "missing_pattern": (
