@@ -133,13 +133,21 @@ def _wrap(before: str, secret: str, after: str) -> str:
     return f"{before} {secret} {after}"
 
 
+def _card_text(before: str, card: str, after: str) -> str:
+    """``card`` in filler text; with a card word before it when it is 13 or 17-19 digits in a
+    row, which card.pan only takes with one (as documented in cards.toml)."""
+    if card.isdigit() and len(card) not in (14, 15, 16):
+        before += " card"
+    return _wrap(before, card, after)
+
+
 @PROFILE
 @given(card=cards(), before=filler, after=filler)
 def test_generated_cards_never_survive(
     engine: Redactor, card: str, before: str, after: str
 ) -> None:
     assert card_number(card), "generator bug: not a valid card number"
-    out = engine.redact(_wrap(before, card, after))
+    out = engine.redact(_card_text(before, card, after))
     leading = digits_only(card)[:-4]
     leaked = find_leaks(out, [card])
     assert not leaked, "the card number survived"
@@ -158,7 +166,7 @@ def test_generated_full_width_cards_never_survive(
     # As East Asian input methods type them: full-width digits, ideographic space or
     # full-width hyphen between groups.
     wide = card.translate(FULL_WIDTH)
-    out = engine.redact(_wrap(before, wide, after))
+    out = engine.redact(_card_text(before, card, after).replace(card, wide))
     assert wide not in out, "the full-width card number survived"
     assert wide[:8] not in out, "the card's leading digits survived"
 
