@@ -33,12 +33,20 @@ _SCHEMES = (
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
 # An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
-# the next field, not the value. A value ending in base64 padding (dDN4S1lTWlF=) is one, and
+# the next field, not the value, and so is a lower-case key with an empty value of its own
+# ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, and
 # so is anything after ":" (password: Pa=ss9).
-_NEXT_FIELD = r"(?!(?<==[ \t]{1,3})[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$))"
-# Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), or the type and length PHP's
-# var_dump prints (["pass"]=> string(20) "...").
-_STRING_PREFIX = r"(?:[bBrRuU]{1,2}|string\([0-9]{1,6}\) )?"
+_NEXT_FIELD = (
+    r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$)"
+    r"|[a-z_][a-z_.\-]{0,63}=(?:[ \t]|$)))"
+)
+# Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), SQL Server's national
+# string prefix (@password = N'...'), or the type and length PHP's var_dump prints
+# (["pass"]=> string(20) "...").
+_STRING_PREFIX = r"(?:[bBrRuU]{1,2}|N|string\([0-9]{1,6}\) )?"
+# YAML's core tags before a plain value (api_token: !!str abc): kept, the value masked. Other
+# tags (!vault |, !Ref Name) stand for a value kept elsewhere and are left alone.
+_YAML_TAG = r"(?:!!(?:str|binary)[ \t]{1,3})?"
 _END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
@@ -183,7 +191,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
-        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}})"
+        # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()).
+        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\()"
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
     next_field = "" if value_kind == "line" else _NEXT_FIELD
@@ -212,7 +221,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
         # JSON escaped for HTML (&quot;password&quot;:&quot;abc&quot;)
         rf"|&quot;{_SCHEMES}(?P<secret>(?:[^&\r\n]|&(?!quot;)){{1,{n}}})&quot;"
-        rf"|{next_field}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
+        rf"|{next_field}{_YAML_TAG}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or

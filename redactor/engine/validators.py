@@ -242,7 +242,10 @@ def aws_key_id(value: str) -> bool:
 
 
 _MASK_CHARS = frozenset("*xX-_.")
-_PLACEHOLDER_PREFIXES = ("${", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
+_PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
+# References that secret managers and config tools resolve at run time (Bank-Vaults'
+# vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field).
+_REFERENCE_PREFIXES = ("vault:", "ref+", "op://")
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -261,7 +264,8 @@ _PLACEHOLDER_WORDS = frozenset(
 _ENV_NAME = re.compile(r"[A-Z]+(?:_(?:[A-Z]+|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
-_SHELL_VARIABLE = re.compile(r"\$[A-Z_][A-Z0-9_]+")
+# Any case: a PHP or GraphQL variable too ($password, $dbPass).
+_SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),]?")
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt).
 _FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?")
@@ -310,7 +314,7 @@ def not_placeholder_like(value: str) -> bool:
         core = core[1:-1]  # [FILTERED], [hidden]: another tool's mask
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core.startswith(_PLACEHOLDER_PREFIXES):
+    if core.startswith(_PLACEHOLDER_PREFIXES) or core.startswith(_REFERENCE_PREFIXES):
         return False
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
