@@ -80,7 +80,11 @@ def test_published_test_pans_are_masked(engine: Redactor, case: tuple[str, str])
     _, written = case
     assert card_number(written), "precondition: the table holds only valid PANs"
     digits = digits_only(written)
-    for context in CARD_CONTEXTS:
+    contexts = CARD_CONTEXTS
+    if written.isdigit() and len(written) not in (14, 15, 16):
+        # 13 or 17-19 digits in a row are a card only after a card word (cards.toml)
+        contexts = [c for c in CARD_CONTEXTS if "card" in c or "pan" in c]
+    for context in contexts:
         text = context.format(written)
         out = _redact(engine, text)
         assert_no_leak(out, [written, digits[:-4]], where=f"output of context {context!r}")
