@@ -243,7 +243,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
     separator = (
         rf"""(?:{named_value}"""
         rf"""|(?:\\{{0,3}}["']|&quot;)?(?:\]|%5[Dd])?{space}"""
-        rf"""(?:=>|->|:=|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
+        # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
+        rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
         # four dots at least: "Checking password... done" is a progress message.
@@ -261,7 +262,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"
     # XML elements: <password>abc</password>, <ns:apiKey>abc</ns:apiKey>. The lookbehind
     # wants the whole start tag to be a name ("<span class=token>" is not one).
-    xml = rf"(?<=<[\w:.\-]{{1,100}})>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    # With attributes too: <wsse:Password Type="...#PasswordText">abc</wsse:Password>.
+    attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
+    xml = rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?P<secret>[^<>\r\n]{{1,{n}}})</"
     # A query string or JSON URL-encoded inside another URL (OAuth redirects, logged request
     # URLs): client_secret%3Dabc%26..., %22token%22%3A%22abc%22. The value ends at an encoded
     # & " or , so the rest of the URL stays readable.
@@ -283,6 +286,8 @@ _AFTER_NAME = (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
+    # an XML start tag's attribute (<wsse:Password Type="...">)
+    rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
     # a name/value pair across an escaped line break: the value field may be far indented
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{0,12}}\\n)"""
