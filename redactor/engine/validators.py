@@ -247,7 +247,7 @@ _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field).
 _REFERENCE_PREFIXES = ("vault:", "ref+", "op://")
 _PLACEHOLDER_WORDS = frozenset(
-    {"null", "none", "true", "false", "undefined", "redacted", "<redacted>", "changeme"}
+    {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
     # states logged where a value would be: session_id=missing, verification_code=sent
     | {"missing", "unknown", "anonymous", "expired", "pending", "sent", "invalid", "required"}
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
@@ -269,6 +269,21 @@ _SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),]?")
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt).
 _FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?")
+
+
+def _has_random_segment(path: str) -> bool:
+    """Whether a path-shaped value has a part no one names a directory or file by: 16 or more
+    letters and digits mixing both cases and digits, as base64 secrets that start with "/"
+    have (sasl.password=/E0xMviFaTIb82n/ywFDcwsEcy7...)."""
+    return any(
+        len(part) >= 16
+        and part.isalnum()
+        and not part.isdigit()
+        and any(c.isdigit() for c in part)
+        and any(c.isupper() for c in part)
+        and any(c.islower() for c in part)
+        for part in path.split("/")
+    )
 
 
 def _is_code_reference(core: str) -> bool:
@@ -323,7 +338,7 @@ def not_placeholder_like(value: str) -> bool:
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
     if first == "!" and core[1:].isalpha():
         return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
-    if first in "/.~" and _FILE_PATH.fullmatch(core):
+    if first in "/.~" and _FILE_PATH.fullmatch(core) and not _has_random_segment(core):
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
     if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
@@ -407,7 +422,11 @@ def password_value(value: str) -> bool:
     if not not_placeholder_like(value):
         return False
     core = value.strip("\"'")
-    return not (core.startswith(("/", "~/")) and all(c.isalnum() or c in "/._-~" for c in core))
+    return not (
+        core.startswith(("/", "~/"))
+        and all(c.isalnum() or c in "/._-~" for c in core)
+        and not _has_random_segment(core)
+    )
 
 
 # c * log2(c) for the character counts of typical secrets, looked up instead of computed.

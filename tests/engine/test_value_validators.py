@@ -9,6 +9,7 @@ from redactor.engine.validators import (
     not_a_count,
     not_placeholder_like,
     not_resource_name,
+    password_value,
     random_token,
     session_value,
 )
@@ -94,6 +95,33 @@ def test_code_and_other_tools_masks_are_not_values(value: str) -> None:
 )
 def test_tokens_with_dots_or_underscores_are_values(value: str) -> None:
     assert not_placeholder_like(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/run/secrets/app",
+        "~/.aws/credentials",
+        "./secrets/db.txt",
+        "$(kubectl",
+        "$dbPass",
+        "vault:secret/data/prod/db#password",
+        "ref+vault://secret/app#pw",
+        "op://prod/db/password",
+    ],
+)
+def test_paths_references_and_variables_are_not_values(value: str) -> None:
+    assert not not_placeholder_like(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    # base64 secrets that begin with "/" and hold another one; a default password
+    ["/E0xMviFaTIb82n/ywFDcwsEcy7LbKEmmWZm4WdcPqshpZzDI9iVypz6ow8nJ1", "changeme"],
+)
+def test_slashed_base64_and_default_passwords_are_values(value: str) -> None:
+    assert not_placeholder_like(value)
+    assert password_value(value)
 
 
 def test_resource_names_are_told_from_passphrases() -> None:
