@@ -84,10 +84,10 @@ def _words(name: str) -> list[str]:
 
 def _words_regex(name: str) -> str:
     # Plain str and re calls: this runs for every name of every key-name rule at start-up,
-    # where the regex module's own split and escape cost milliseconds. A name written with
-    # spaces (mot de passe) is a phrase in its language: its words may be spaced in logs too.
-    separator = r"[_\-. ]?" if " " in name else r"[_\-.]?"
-    return separator.join(re.escape(w) for w in _words(name))
+    # where the regex module's own split and escape cost milliseconds. Words may be joined by
+    # a space too, as people and CLIs write them: "Client Secret: ...", "Secret ID   = ..."
+    # (nomad), "mot de passe".
+    return r"[_\-. ]?".join(re.escape(w) for w in _words(name))
 
 
 class KeyNameMatcher:
@@ -212,7 +212,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # end where a closing quote could follow, so backing off inside one never finds a match.
     # A Python repr may put a prefix before the quote: {'password': b'hunter2'}.
     value = (
-        rf'(?:{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
+        # TOML's and Python's triple-quoted strings on one line (password = '''abc''')
+        rf"(?:'''(?P<secret>[^'\r\n]{{1,{n}}})'''"
+        rf'|"""(?P<secret>[^"\r\n]{{1,{n}}})"""'
+        rf'|{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
         rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
@@ -248,7 +251,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
         # four dots at least: "Checking password... done" is a progress message.
-        r"""|[ \t]{0,3}\.{4,60}(?:[ \t]{0,3}[:=])?[ \t]{1,3})"""
+        r"""|[ \t]{0,3}\.{4,60}(?:[ \t]{0,3}[:=])?[ \t]{1,3}"""
+        # A multipart form field, its line breaks escaped in a one-line dump:
+        # Content-Disposition: form-data; name="password"\r\n\r\nabc\r\n--boundary
+        r"""|\\?"(?:\\r\\n){2})"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
@@ -286,6 +292,8 @@ _AFTER_NAME = (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
+    # a multipart form field's escaped blank line (name="password"\r\n\r\n...)
+    r"""|\\?"(?:\\r\\n){2}"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
