@@ -192,7 +192,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()).
-        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\()"
+        # Nor cut short by a template (password: postgres://app:${DB_PASSWORD}@db).
+        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\(|(?<=\$)\{{)"
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
     next_field = "" if value_kind == "line" else _NEXT_FIELD
@@ -229,9 +230,13 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
     # a line break (an escaped one too), then the value field.
+    # A field such as CloudTrail's "type":"String" may stand between the two, and OTLP wraps
+    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}}.
     named_value = (
-        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16})(?:\\?["'])?"""
+        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16})"""
+        r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}"[^"\r\n]{0,40}"\s{0,3},\s{0,3})?(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
+        r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3})?"""
     )
     # Around the separator: up to three spaces of any kind (a line break too, as YAML's
     # "password:\n  value"), or a run of spaces and tabs that aligns columns (Terraform plans,

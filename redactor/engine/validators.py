@@ -384,14 +384,20 @@ def session_value(value: str) -> bool:
     return len(core) >= 8 and not core.isdigit() and not_placeholder_like(core)
 
 
+# A Twilio resource id (SM… message, VE… verification, CA… call): two capitals, 32 hex digits.
+_TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+
+
 def session_cookie(value: str) -> bool:
     """A session cookie's value under a name as generic as "session" or "sid": 16+ characters
-    with letters and digits (a state or a count under that name is none: session=finished)."""
+    with letters and digits (a state or a count under that name is none: session=finished),
+    and not one of Twilio's resource ids, which its logs also call "sid"."""
     core = value.strip("\"'")
     return (
         len(core) >= 16
         and any(c.isdigit() for c in core)
         and any(c.isalpha() for c in core)
+        and not _TWILIO_SID.fullmatch(core)
         and not_placeholder_like(core)
     )
 
