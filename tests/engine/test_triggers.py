@@ -84,3 +84,27 @@ def test_a_trigger_in_parts_fires_once_for_either_part(engine: Redactor, rule_id
         for name in ("passwort", "lozinka", "пароль", "mật khẩu", "root_pw"):
             assert engine.trigger_fires(rule, f"{name}=4821"), name
     assert engine.trigger_fires(rule, f"{short_name}=4821")
+
+
+# Lines of a typical service log without a secret: stage 1 must let every one of them through
+# untouched, or each costs a stage-2 pass (a trigger once matched the "7Z " of every ISO
+# timestamp and sent 80 % of a clean log to stage 2).
+CLEAN_SERVICE_LINES = [
+    '10.0.3.17 - - [07/May/2024:06:00:41 +0000] "GET /api/v2/orders/8812 HTTP/1.1" 200 4100 "-" '
+    '"Mozilla/5.0 (X11; Linux x86_64)" rt=0.041',
+    '{"ts":"2024-05-07T06:00:41.017Z","level":"info","logger":"app.http","msg":"request completed",'
+    '"method":"GET","path":"/api/v1/users/17","status":200,"duration_ms":41,'
+    '"trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331"}',
+    'time=2024-05-07T06:00:41.017Z level=info msg="job finished" job=reindex-7 items=123 '
+    "duration=41ms worker=worker-3 trace_id=0af7651916cd43dd8448eb211c80319c",
+    "2024-05-07T06:00:41.017Z INFO [celery.worker] Task app.tasks.sync_inventory"
+    "[0af76519-16cd-43dd-8448-eb211c80319c] succeeded in 0.0410s: None",
+    "2024-05-07 06:00:41,017 WARNING [app.payments] retrying charge attempt=2 order=8812 "
+    "amount=19.99 currency=EUR region=eu-west-1",
+]
+
+
+@pytest.mark.parametrize("line", CLEAN_SERVICE_LINES, ids=range(len(CLEAN_SERVICE_LINES)))
+def test_typical_clean_lines_fire_no_trigger(engine: Redactor, line: str) -> None:
+    fired = sorted(r.id for i in engine.scanner.triggered(line.encode()) for r in engine._gated[i])
+    assert not fired, f"triggers fired on a clean service log line: {fired}"
