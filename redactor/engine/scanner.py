@@ -229,8 +229,12 @@ def _collect(pattern_id: int, _from: int, _to: int, _flags: int, hits: list[int]
     hits.append(pattern_id)
 
 
-def _collect_span(anchor_id: int, start: int, end: int, _flags: int, hits: list[Any]) -> None:
-    hits.append((anchor_id, start, end))
+def _collect_start(
+    anchor_id: int, start: int, end: int, _flags: int, context: tuple[list[Any], dict[int, int]]
+) -> None:
+    hits, tails = context
+    tail = tails.get(anchor_id)
+    hits.append((anchor_id, start if tail is None else end - tail))
 
 
 class AnchorFinder:
@@ -262,17 +266,14 @@ class AnchorFinder:
             scratch = local.scratch
         except AttributeError:
             scratch = local.scratch = self._scratch.clone()
-        hits: list[tuple[int, int, int]] = []
-        self._db.scan(data, _collect_span, 0, hits, scratch)
+        hits: list[tuple[int, int]] = []
+        self._db.scan(data, _collect_start, 0, (hits, self._tails), scratch)
         found: dict[int, list[int]] = {}
         if not hits:
             return found
-        tails = self._tails
-        if tails:
-            hits = [(i, end - tails[i] if i in tails else start, end) for i, start, end in hits]
         # Reports come in end order: a longer match may report an earlier start later.
         hits.sort()
-        for anchor_id, start, _ in hits:
+        for anchor_id, start in hits:
             starts = found.get(anchor_id)
             if starts is None:
                 found[anchor_id] = [start]
