@@ -246,6 +246,7 @@ _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field).
 _REFERENCE_PREFIXES = ("vault:", "ref+", "op://")
+_NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -329,7 +330,7 @@ def not_placeholder_like(value: str) -> bool:
         core = core[1:-1]  # [FILTERED], [hidden]: another tool's mask
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core.startswith(_PLACEHOLDER_PREFIXES) or core.startswith(_REFERENCE_PREFIXES):
+    if core.startswith(_NOT_VALUE_PREFIXES):
         return False
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
