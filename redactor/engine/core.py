@@ -524,6 +524,7 @@ class Redactor:
         if not chosen:
             return text
         pieces: list[str] = []
+        masks: list[str] = []
         cursor = 0
         for cand in chosen:
             original = text[cand.start : cand.end]
@@ -532,6 +533,7 @@ class Redactor:
             masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
             pieces.append(text[cursor : cand.start])
             pieces.append(masked)
+            masks.append(masked)
             cursor = cand.end
             self.redactions[rule.id] += 1
             if findings is not None:
@@ -550,7 +552,9 @@ class Redactor:
                 )
         pieces.append(text[cursor:])
         out = "".join(pieces)
-        return self._keep_json_valid(text, out, chosen, trace_id, findings, path, findings_before)
+        return self._keep_json_valid(
+            text, out, chosen, masks, trace_id, findings, path, findings_before
+        )
 
     def _candidates(
         self,
@@ -711,12 +715,14 @@ class Redactor:
         before: str,
         after: str,
         replaced: list[_Candidate],
+        masks: list[str],
         trace_id: TraceIdArg,
         findings: list[Finding] | None,
         path: str,
         findings_before: int,
     ) -> str:
-        """JSON in, JSON out: if text redaction broke a JSON document, redact it structurally."""
+        """JSON in, JSON out: if text redaction broke a JSON document, mend it or, failing
+        that, redact the document structurally."""
         head = before[:1]
         if head not in ("{", "[") and (not head.isspace() or before.lstrip()[:1] not in ("{", "[")):
             return after  # not JSON (checked without copying the text, as nearly always)
@@ -732,6 +738,16 @@ class Redactor:
             return after
         except orjson.JSONDecodeError:
             pass
+        # {"pan":4111111111111111}: a number masked in place is a placeholder outside any
+        # string. Quoted, it is a string value, and the decision stays the text's, which saw the
+        # number's key and neighbours (the structural pass sees a bare number alone).
+        quoted = _quote_masked_numbers(before, replaced, masks)
+        if quoted is not None:
+            try:
+                orjson.loads(quoted)
+                return quoted
+            except orjson.JSONDecodeError:
+                pass
         try:
             document = orjson.loads(before)
         except orjson.JSONDecodeError:
@@ -840,6 +856,38 @@ def _resolve_overlaps(
                     chosen.append(cand)
     chosen.sort(key=lambda c: c.start)
     return chosen
+
+
+def _quote_masked_numbers(text: str, spans: list[_Candidate], masks: list[str]) -> str | None:
+    """``text`` with each span (sorted, non-overlapping) replaced by its mask, and the masks of
+    spans that were whole JSON numbers (digits between a ``:``, ``[`` or ``,`` and a ``,``,
+    ``}`` or ``]``) in quotes; None when no span was such a number."""
+    pieces: list[str] = []
+    cursor = 0
+    quoted_any = False
+    for span, mask in zip(spans, masks, strict=True):
+        pieces.append(text[cursor : span.start])
+        if (
+            text[span.start : span.end].isdigit()
+            and _next_token(text, span.start, -1) in (":", "[", ",")
+            and _next_token(text, span.end, 1) in (",", "}", "]")
+        ):
+            pieces.append(f'"{mask}"')
+            quoted_any = True
+        else:
+            pieces.append(mask)
+        cursor = span.end
+    pieces.append(text[cursor:])
+    return "".join(pieces) if quoted_any else None
+
+
+def _next_token(text: str, index: int, step: int) -> str:
+    """The first character other than JSON whitespace from ``index`` on (``step`` 1) or
+    before it (``step`` -1); empty at either end of ``text``."""
+    i = index if step > 0 else index - 1
+    while 0 <= i < len(text) and text[i] in " \t\r\n":
+        i += step
+    return text[i] if 0 <= i < len(text) else ""
 
 
 def _all_inside_strings(text: str, spans: list[_Candidate]) -> bool:

@@ -74,6 +74,24 @@ def test_numeric_card_in_json_is_masked_and_stays_json(engine: Redactor) -> None
     _no_leak(out, [CARD], "JSON with a numeric card")
 
 
+def test_numeric_card_that_needs_its_key_is_masked_in_place(engine: Redactor) -> None:
+    """An 18-digit card counts only with a card word before it: here its key. The number,
+    masked in the text, becomes a string; a structural pass would see the number alone (no
+    key) and let it through."""
+    unionpay = "6212345678901232"  # 16 digits: the control, masked with or without context
+    long_pan = "623538658965638518"  # 18 digits, Luhn-valid
+    line = (
+        f'{{"time":1742758598618,"msg":"validate","input":{{"pan":{long_pan},'
+        f'"expiry":"2712"}},"other":[ {unionpay} ],"n":7}}'
+    )
+    out = engine.redact(line)
+    parsed = orjson.loads(out)
+    _no_leak(out, [long_pan, unionpay], "JSON with numeric cards")
+    assert parsed["input"]["pan"].startswith("[card:")
+    assert parsed["other"][0].startswith("[card:")
+    assert parsed["time"] == 1742758598618 and parsed["n"] == 7  # other numbers stay numbers
+
+
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
