@@ -55,19 +55,19 @@ def _luhn_ok(digits: str) -> bool:
     return (kept + doubled) % 10 == 0
 
 
-# URL-encoded separators in a card number (%20 space, %2D dash): their hex digits are none of
-# the number's.
+# URL-encoded separators in a card number or SSN (%20 space, %2D dash): their hex digits are
+# none of the number's.
 _URL_SEPARATOR = re.compile("%2[0Dd]")
 
 
-def _card_digits(value: str) -> str:
-    """A card number's digits, separators (URL-encoded ones too) dropped."""
+def _number_digits(value: str) -> str:
+    """A card number's or SSN's digits, separators (URL-encoded ones too) dropped."""
     return digits_of(_URL_SEPARATOR.sub("", value) if "%" in value else value)
 
 
 def luhn(value: str) -> bool:
     """Card numbers: the Luhn checksum over the digits (separators, even ``%20``, ignored)."""
-    digits = _card_digits(value)
+    digits = _number_digits(value)
     if not 12 <= len(digits) <= 19:
         return False
     return _luhn_ok(digits)
@@ -89,8 +89,10 @@ _CARD_RANGES: tuple[tuple[int, int, int, frozenset[int]], ...] = (
     (2, 36, 36, frozenset(range(14, 20))),
     (2, 38, 39, frozenset(range(14, 20))),
     (2, 62, 62, frozenset(range(16, 20))),  # UnionPay
-    (2, 50, 50, frozenset(range(16, 20))),  # Maestro (12–15 digit Maestro is too rare
-    (2, 56, 69, frozenset(range(16, 20))),  #   to justify the false positives)
+    # Maestro: 13 digits too, which card.pan accepts only after a card word; 12, 14 and 15
+    # digit Maestro numbers are too rare to justify the false positives.
+    (2, 50, 50, frozenset({13, 16, 17, 18, 19})),
+    (2, 56, 69, frozenset({13, 16, 17, 18, 19})),
     (4, 2200, 2204, frozenset(range(16, 20))),  # Mir
 )
 
@@ -117,7 +119,7 @@ _CARD_RANGES_BY_LEAD = _ranges_by_lead()
 
 def card_number(value: str) -> bool:
     """A card number: an issued IIN range with a length that brand uses, and Luhn."""
-    digits = _card_digits(value)
+    digits = _number_digits(value)
     n = len(digits)
     if not 13 <= n <= 19:
         return False
@@ -127,12 +129,21 @@ def card_number(value: str) -> bool:
     return False
 
 
+# What an SSN is written with: digits (full-width too) and the separators people put between
+# its groups.
+_SSN_CHARACTERS = dict.fromkeys(
+    map(ord, "0123456789０１２３４５６７８９ \t\u00a0-./+\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
+)
+
+
 def ssn(value: str) -> bool:
-    """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000."""
-    if "%" in value:  # URL-encoded dashes: their hex digits are none of the number's
-        value = value.replace("%2D", "-").replace("%2d", "-")
-    digits = digits_of(value)
+    """US SSNs as issued: area not 000/666/900-999, group not 00, serial not 0000. Only a
+    number: a sentence that holds one under an SSN key ("SSN '536-22-1234' already
+    registered") is text, whose SSN the text rules mask without the words around it."""
+    digits = _number_digits(value)
     if len(digits) != 9:
+        return False
+    if _URL_SEPARATOR.sub("", value).translate(_SSN_CHARACTERS):
         return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9":

@@ -1,10 +1,12 @@
 """Validators that judge a value by its look: `random_token` (generated, not written),
-`session_value` (a session id as servers issue them) and `not_placeholder_like`."""
+`session_value` (a session id as servers issue them), `not_placeholder_like`, and `ssn` (a
+number written as people write SSNs, not text that holds one)."""
 
 from __future__ import annotations
 
 import pytest
 
+from redactor.engine import Redactor
 from redactor.engine.validators import (
     not_a_count,
     not_placeholder_like,
@@ -12,6 +14,7 @@ from redactor.engine.validators import (
     password_value,
     random_token,
     session_value,
+    ssn,
 )
 
 
@@ -136,3 +139,37 @@ def test_counts_under_pass_are_not_passwords() -> None:
     for count in ("118", "118/120", "98.3%"):
         assert not not_a_count(count), count
     assert not_a_count("Hunter2pass!")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "536-22-1234",
+        "536221234",
+        " 536 22 1234 ",
+        "536 - 22 - 1234",
+        "536.22.1234",
+        "536%2022%201234",
+        "536%2D22%2D1234",
+        "536+22+1234",
+        "５３６２２１２３４",
+    ],
+)
+def test_ssn_written_any_usual_way_is_an_ssn(value: str) -> None:
+    assert ssn(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["SSN 536221234", "536-22-1234 (verified)", "000-12-3456", "536-22-12345"]
+)
+def test_ssn_validator_takes_only_a_valid_number(value: str) -> None:
+    assert not ssn(value)
+
+
+def test_a_sentence_under_an_ssn_key_keeps_its_words(engine: Redactor) -> None:
+    """The key-name rule takes a number; a message under the key is text, whose SSN alone
+    is masked."""
+    line = """ValidationError: {'ssn': ["SSN '826-10-0358' already registered."]}"""
+    out = engine.redact(line)
+    assert "826-10-0358" not in out
+    assert "already registered" in out
