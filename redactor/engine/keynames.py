@@ -193,7 +193,14 @@ def _pattern_source(names: str, value_kind: str) -> str:
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()).
         # Nor cut short by a template (password: postgres://app:${DB_PASSWORD}@db).
-        bare = rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\(|(?<=\$)\{{)"
+        # Nor the first parameter of a scheme's list (Digest username="...", OAuth
+        # oauth_consumer_key="..."): its secrets are parameters with names of their own.
+        # Lower-case names only: base64 padding before a closing quote ("Basic dXNlcj=") is
+        # the value.
+        bare = (
+            r"""(?![a-z][a-z_]{1,39}=")"""
+            rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\(|(?<=\$)\{{)"
+        )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
     next_field = "" if value_kind == "line" else _NEXT_FIELD
@@ -205,6 +212,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
     prose_guard = (
         rf"(?(colon)(?![^\W\d_]{{1,16}}(?:{_END_OF_WORD}|$)"
         rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
+        # a logger's or component's name before its message: "auth: AUTH0_DOMAIN=acme.io"
+        r"|[A-Za-z][A-Za-z0-9]{0,30}_[\w.\-]{1,60}=(?!=)"
         # kubectl describe secret: "token:      953 bytes"
         rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)))"
     )
@@ -218,6 +227,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf'|"""(?P<secret>[^"\r\n]{{1,{n}}})"""'
         rf'|{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
         rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
+        # Rust's Debug of an Option: password: Some("abc")
+        rf'|Some\("(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"\)'
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
