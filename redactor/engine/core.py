@@ -19,7 +19,7 @@ import regex
 from redactor.engine import sql
 from redactor.engine.compiled import PatternCache
 from redactor.engine.interface import Finding
-from redactor.engine.keynames import KeyNameMatcher, text_rules
+from redactor.engine.keynames import KeyNameMatcher, cookie_values, text_rules
 from redactor.engine.masks import (
     FAILED_PLACEHOLDER,
     PLACEHOLDER_RE,
@@ -439,14 +439,35 @@ class Redactor:
             return item
         if rule.validator is not None and rule.validator(text) is False:
             return item  # not this rule's kind of value; the caller redacts it as usual
-        ref = self._make_ref(_trace_value(trace_id), rule.label, text)
-        masked = placeholder(rule.label, mask_text(rule.mask, text), ref)
-        self.redactions[rule.id] += 1
-        if findings is not None:
-            findings.append(
-                Finding(rule.id, rule.category, rule.label, ref, masked, path, 0, len(text), text)
-            )
-        return masked.encode() if isinstance(item, bytes) else masked
+        # A cookie header's values are masked one by one, its names and attributes kept.
+        if rule.value == "cookies":
+            spans = [
+                (start, end)
+                for start, end in cookie_values(text)
+                if not PLACEHOLDER_RE.fullmatch(text, start, end)  # masked before
+            ]
+            if not spans:
+                return item  # a cookie being cleared, or one masked before: no value
+        else:
+            spans = [(0, len(text))]
+        pieces: list[str] = []
+        cursor = 0
+        for start, end in spans:
+            original = text[start:end]
+            ref = self._make_ref(_trace_value(trace_id), rule.label, original)
+            masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
+            pieces += (text[cursor:start], masked)
+            cursor = end
+            self.redactions[rule.id] += 1
+            if findings is not None:
+                findings.append(
+                    Finding(
+                        rule.id, rule.category, rule.label, ref, masked, path, start, end, original
+                    )
+                )
+        pieces.append(text[cursor:])
+        out = "".join(pieces)
+        return out.encode("utf-8", "surrogateescape") if isinstance(item, bytes) else out
 
     def _redact_bytes(
         self,
@@ -521,6 +542,8 @@ class Redactor:
         chosen = _resolve_overlaps(
             candidates, _protected_spans(text), lambda c: self._passes(c, text, lowered)
         )
+        if any(c.rule.mask_spans is not None for c in chosen):
+            chosen = _split_into_masked_spans(text, chosen)
         if not chosen:
             return text
         pieces: list[str] = []
@@ -699,11 +722,14 @@ class Redactor:
     def rule_spans(self, rule: Rule, text: str) -> list[tuple[int, int]]:
         """What ``rule`` alone finds in ``text`` (for rule tests; no masking, no stage 1)."""
         lowered = text.lower()
-        return [
-            (c.start, c.end)
+        found = [
+            c
             for c in self._candidates(rule, text, self.match_timeout_s)
             if c.checked or self._passes(c, text, lowered)
         ]
+        if rule.mask_spans is not None:
+            found = _split_into_masked_spans(text, found)
+        return [(c.start, c.end) for c in found]
 
     def trigger_fires(self, rule: Rule, text: str) -> bool:
         """Whether stage 1 lets ``rule`` run on ``text``."""
@@ -856,6 +882,22 @@ def _resolve_overlaps(
                     chosen.append(cand)
     chosen.sort(key=lambda c: c.start)
     return chosen
+
+
+def _split_into_masked_spans(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
+    """``chosen`` with each candidate whose rule masks parts of a match (Rule.mask_spans)
+    replaced by a candidate per part, in order; a match without parts drops out."""
+    spans: list[_Candidate] = []
+    for cand in chosen:
+        split = cand.rule.mask_spans
+        if split is None:
+            spans.append(cand)
+            continue
+        for start, end in split(text[cand.start : cand.end]):
+            spans.append(
+                _Candidate(cand.start + start, cand.start + end, cand.rule, cand.match_start)
+            )
+    return spans
 
 
 def _quote_masked_numbers(text: str, spans: list[_Candidate], masks: list[str]) -> str | None:

@@ -190,6 +190,14 @@ def _pattern_source(names: str, value_kind: str) -> str:
     key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
+    elif value_kind == "cookies":
+        # A cookie's value may be quoted (sid="abc"; Path=/): a quote right after "=" opens
+        # one, which runs to the next quote.
+        quoted = rf'(?<==)"[^"\r\n\\]{{0,{MAX_VALUE_CHARS}}}"'
+        bare = (
+            rf"""(?P<secret>(?:[^\s"'\\]|{quoted})"""
+            rf"""(?:[^\r\n"'\\]{{1,{MAX_VALUE_CHARS}}}+|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
+        )
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()).
         # Nor cut short by a template (password: postgres://app:${DB_PASSWORD}@db).
@@ -203,7 +211,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
-    next_field = "" if value_kind == "line" else _NEXT_FIELD
+    next_field = "" if value_kind in ("line", "cookies") else _NEXT_FIELD
     # After a bare colon ("credentials: ...", "botocore.credentials:GET ...") prose is far more
     # common than a secret, so an unquoted value there must not be a plain word of up to 16
     # letters of any script or a lowercase identifier ("ERROR in credentials: payment_intent",
@@ -338,6 +346,55 @@ def _name_trigger(name_regexes: list[str]) -> str:
     return "(?i)(?:" + "|".join(name_regexes) + ")" + _AFTER_NAME
 
 
+# Set-Cookie attributes: their values are the server's settings, not the cookie.
+_COOKIE_ATTRIBUTES = frozenset(
+    [
+        "expires",
+        "max-age",
+        "domain",
+        "path",
+        "secure",
+        "httponly",
+        "samesite",
+        "partitioned",
+        "priority",
+        "version",
+        "comment",
+    ]
+)
+# Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
+# into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
+_COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
+
+
+def cookie_values(header: str) -> list[tuple[int, int]]:
+    """Where the values are in a Cookie or Set-Cookie header's value: each name=value pair's
+    value (without quotes), or a lone value; not Set-Cookie's attributes, not empty values (a
+    cookie being cleared). Names and attributes stay readable, which is what debugging a
+    session needs; every value is masked, since any cookie may be the session."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for separator in [*_COOKIE_SEPARATOR.finditer(header), None]:
+        end = len(header) if separator is None else separator.start()
+        part = header[start:end]
+        equals = part.find("=")
+        if equals >= 0:
+            name = part[:equals].strip()
+            value_start = start + equals + 1
+        else:
+            name = part.strip()
+            value_start = start
+        if name.lower() not in _COOKIE_ATTRIBUTES:
+            value = header[value_start:end]
+            stripped = value.strip().strip('"')
+            if stripped:
+                offset = value_start + value.index(stripped)
+                spans.append((offset, offset + len(stripped)))
+        if separator is not None:
+            start = separator.end()
+    return spans
+
+
 def _text_rule(rule: KeyNameRule) -> Rule:
     names = [(n, _name_regex(n)) for n in rule.names + rule.exact_names]
     regexes = [r for _, r in names]
@@ -358,6 +415,7 @@ def _text_rule(rule: KeyNameRule) -> Rule:
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,
         mask=rule.mask,
+        mask_spans=cookie_values if rule.value == "cookies" else None,
         priority=40,
         guarded=False,  # generated here, not written by a user: bounded and linear by construction
         must_match=rule.must_match,

@@ -13,7 +13,7 @@ import hashlib
 import marshal
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,9 @@ class Rule:
     keyword_window: int = 64
     min_entropy: float = 0.0
     mask: str = "hidden"
+    # Where a match holds several values (a cookie header's pairs), the spans within it that
+    # are masked, each as a finding of its own; None: the whole match.
+    mask_spans: Callable[[str], list[tuple[int, int]]] | None = None
     priority: int = 50
     shrink: bool = False  # on a validator reject, retry shorter matches at the same start
     guarded: bool = True  # arm the match timeout on every value, not only on long ones
@@ -143,7 +146,9 @@ class KeyNameRule:
     names: tuple[str, ...]  # matched as the whole key or as the key's last word(s)
     exact_names: tuple[str, ...] = ()  # matched only as the whole key ("pass", "pw")
     not_names: tuple[str, ...] = ()  # longer keys ending in a name that are not covered
-    value: str = "token"  # "token": up to a delimiter; "line": to end of line/quote (cookies)
+    # "token": up to a delimiter; "line": to the end of the line or quote; "cookies": as
+    # "line", each name=value pair's value masked apart (Cookie and Set-Cookie headers)
+    value: str = "token"
     validator_name: str | None = None  # default: reject empty/placeholder-like values only
     validator: Validator | None = None
     mask: str = "hidden"
@@ -331,8 +336,8 @@ def _compile_keyname(
         if not any(normal_key_name(not_name).endswith(normal_key_name(n)) for n in names):
             raise RuleError(f"{where}: not_names entry {not_name!r} ends in none of the names")
     value = raw.get("value", "token")
-    if value not in ("token", "line"):
-        raise RuleError(f"{where}: 'value' must be 'token' or 'line'")
+    if value not in ("token", "line", "cookies"):
+        raise RuleError(f"{where}: 'value' must be 'token', 'line' or 'cookies'")
     validator_name, validator = _validator(raw, where)
     mask = _mask(raw, where)
     unknown = set(raw) - {

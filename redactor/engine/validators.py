@@ -131,9 +131,8 @@ def card_number(value: str) -> bool:
 
 # What an SSN is written with: digits (full-width too) and the separators people put between
 # its groups.
-_SSN_CHARACTERS = dict.fromkeys(
-    map(ord, "0123456789０１２３４５６７８９ \t\u00a0-./+\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
-)
+_SSN_SEPARATORS = " \t\u00a0-./+\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_SSN_CHARACTERS = dict.fromkeys(map(ord, "0123456789０１２３４５６７８９" + _SSN_SEPARATORS))
 
 
 def ssn(value: str) -> bool:

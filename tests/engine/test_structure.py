@@ -287,3 +287,49 @@ def test_name_value_pairs_mask_the_value_of_a_named_key(engine: Redactor) -> Non
     assert out["tags"][0]["Value"].startswith("[api_key#")
     assert out["parameter"]["ParameterValue"].startswith("[password#")
     assert out["logger"] is record["logger"]
+
+
+COOKIE_HEADERS = [
+    # (header value, the cookies' values, what stays)
+    (
+        "JSESSIONID=2284429E41AB73F3; _ga=GA1.2.1262064.17227",
+        ["2284429E41AB73F3", "GA1.2.1262064.17227"],
+        ["JSESSIONID=", "; _ga="],
+    ),
+    (
+        "__Host-session=gp7hrPwHvwztCEK; Path=/; Secure; HttpOnly; Max-Age=1209600",
+        ["gp7hrPwHvwztCEK"],
+        ["__Host-session=", "Path=/; Secure; HttpOnly; Max-Age=1209600"],
+    ),
+    (  # a quoted value; two Set-Cookie headers joined into one line
+        'sid="q8Zr2Lk9"; Path=/, csrf=Yt6Wm1Pq; Expires=Thu, 01 Jan 2037 00:00:00 GMT',
+        ["q8Zr2Lk9", "Yt6Wm1Pq"],
+        ["Expires=Thu, 01 Jan 2037 00:00:00 GMT"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("header", "values", "kept"), COOKIE_HEADERS)
+def test_cookie_headers_mask_each_value_and_keep_names_and_attributes(
+    engine: Redactor, header: str, values: list[str], kept: list[str]
+) -> None:
+    for value in (
+        f"> Cookie: {header}" if "Path" not in header else f"< Set-Cookie: {header}",
+        {"headers": {"Set-Cookie": header}},
+    ):
+        findings: list[Finding] = []
+        out = engine.redact(value, findings=findings)
+        text = str(out)
+        assert_no_leak(text, values)
+        for part in kept:
+            assert part in text
+        assert sorted(f.original for f in findings) == sorted(values)
+        assert engine.redact(out) == out  # idempotent
+
+
+def test_a_cookie_being_cleared_is_left_as_it_is(engine: Redactor) -> None:
+    header = "session=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly"
+    line = f"< Set-Cookie: {header}"
+    assert engine.redact(line) is line
+    record = {"Set-Cookie": header}
+    assert engine.redact(record) is record
