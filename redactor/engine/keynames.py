@@ -365,13 +365,17 @@ _COOKIE_ATTRIBUTES = frozenset(
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
 _COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
+# A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
+# or a flag (consent=1).
+_SETTING = re.compile(r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}")
 
 
 def cookie_values(header: str) -> list[tuple[int, int]]:
     """Where the values are in a Cookie or Set-Cookie header's value: each name=value pair's
     value (without quotes), or a lone value; not Set-Cookie's attributes, not empty values (a
-    cookie being cleared). Names and attributes stay readable, which is what debugging a
-    session needs; every value is masked, since any cookie may be the session."""
+    cookie being cleared), not settings (theme=dark, lang=en-US, consent=1). Names and
+    attributes stay readable, which is what debugging a session needs; any other value is
+    masked, since any cookie may be the session, whatever its name."""
     spans: list[tuple[int, int]] = []
     start = 0
     for separator in [*_COOKIE_SEPARATOR.finditer(header), None]:
@@ -387,7 +391,7 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         if name.lower() not in _COOKIE_ATTRIBUTES:
             value = header[value_start:end]
             stripped = value.strip().strip('"')
-            if stripped:
+            if stripped and not _SETTING.fullmatch(stripped):
                 offset = value_start + value.index(stripped)
                 spans.append((offset, offset + len(stripped)))
         if separator is not None:

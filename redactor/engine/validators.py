@@ -254,8 +254,9 @@ def aws_key_id(value: str) -> bool:
 _MASK_CHARS = frozenset("*xX-_.")
 _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
-# vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field).
-_REFERENCE_PREFIXES = ("vault:", "ref+", "op://")
+# vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field), and
+# a file that holds the value (access_token=file:/run/secrets/access_token).
+_REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:")
 _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
@@ -388,11 +389,28 @@ def not_a_count(value: str) -> bool:
     return not_placeholder_like(value)
 
 
+# A name and a number: a session labelled by who opened it, not issued to them
+# (GitHubActions-5998044862, terraform-20240507, botocore-session-1712345678).
+_LABELLED_NUMBER = re.compile(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*[-_.][0-9]+")
+# Stripe Checkout Session ids, which Stripe puts in the success URL (?session_id=cs_live_...):
+# an object's id, useless without the account's secret key.
+_PUBLIC_SESSION_IDS = ("cs_live_", "cs_test_")
+
+
+def _issued_session(core: str) -> bool:
+    return not (_LABELLED_NUMBER.fullmatch(core) or core.startswith(_PUBLIC_SESSION_IDS))
+
+
 def session_value(value: str) -> bool:
     """A session id as servers issue them: 8+ characters, not all digits (analytics "session
-    ids" are counters and timestamps), and not a placeholder."""
+    ids" are counters and timestamps), not a label and a number, and not a placeholder."""
     core = value.strip("\"'")
-    return len(core) >= 8 and not core.isdigit() and not_placeholder_like(core)
+    return (
+        len(core) >= 8
+        and not core.isdigit()
+        and _issued_session(core)
+        and not_placeholder_like(core)
+    )
 
 
 # A Twilio resource id (SM… message, VE… verification, CA… call): two capitals, 32 hex digits.
@@ -409,6 +427,7 @@ def session_cookie(value: str) -> bool:
         and any(c.isdigit() for c in core)
         and any(c.isalpha() for c in core)
         and not _TWILIO_SID.fullmatch(core)
+        and _issued_session(core)
         and not_placeholder_like(core)
     )
 

@@ -291,10 +291,10 @@ def test_name_value_pairs_mask_the_value_of_a_named_key(engine: Redactor) -> Non
 
 COOKIE_HEADERS = [
     # (header value, the cookies' values, what stays)
-    (
-        "JSESSIONID=2284429E41AB73F3; _ga=GA1.2.1262064.17227",
+    (  # settings are no credentials: theme, lang
+        "theme=dark; JSESSIONID=2284429E41AB73F3; _ga=GA1.2.1262064.17227; lang=en-US",
         ["2284429E41AB73F3", "GA1.2.1262064.17227"],
-        ["JSESSIONID=", "; _ga="],
+        ["theme=dark; JSESSIONID=", "; _ga=", "; lang=en-US"],
     ),
     (
         "__Host-session=gp7hrPwHvwztCEK; Path=/; Secure; HttpOnly; Max-Age=1209600",
