@@ -25,10 +25,11 @@ MAX_VALUE_CHARS = 4096
 # Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
 # The patterns are case-sensitive except where case does not matter (key names, schemes,
 # URL escapes): a case-insensitive pattern costs the regex engine about 25% more per try.
-_SCHEMES = (
-    r"(?i:(?:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
-    r"|GenieKey|ShippoToken|DeepL-Auth-Key)\s+)?"
+_SCHEME_WORDS = (
+    r"(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
+    r"|GenieKey|ShippoToken|DeepL-Auth-Key)"
 )
+_SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
@@ -47,7 +48,12 @@ _STRING_PREFIX = r"(?:[bBrRuU]{1,2}|N|string\([0-9]{1,6}\) )?"
 # YAML's core tags before a plain value (api_token: !!str abc): kept, the value masked. Other
 # tags (!vault |, !Ref Name) stand for a value kept elsewhere and are left alone.
 _YAML_TAG = r"(?:!!(?:str|binary)[ \t]{1,3})?"
-_END_OF_WORD = r"""[\s"'`,;&(){}\[\]<>\\.:\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
+# What ends a plain word: spaces, quotes and brackets, punctuation ("!" too: a GraphQL type,
+# $password: String!), and the CJK ones.
+_END_OF_WORD = (
+    r"""[\s"'`,;&(){}\[\]<>\\.:!"""
+    r"""\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
+)
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
@@ -204,9 +210,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # Nor the first parameter of a scheme's list (Digest username="...", OAuth
         # oauth_consumer_key="..."): its secrets are parameters with names of their own.
         # Lower-case names only: base64 padding before a closing quote ("Basic dXNlcj=") is
-        # the value.
+        # the value. Nor a scheme whose value is a placeholder (Bearer <redacted>).
         bare = (
-            r"""(?![a-z][a-z_]{1,39}=")"""
+            rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s)"""
             rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\(|(?<=\$)\{{)"
         )
     n = MAX_VALUE_CHARS
@@ -269,7 +275,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # encoders that escape HTML write it (Gson: password\u003dabc).
     separator = (
         rf"""(?:{named_value}"""
-        rf"""|(?:\\{{0,3}}["']|&quot;)?(?:\]|%5[Dd])?{space}"""
+        # PHP's print_r of an object names a property's visibility: [apiKey:protected] => abc
+        rf"""|(?:\\{{0,3}}["']|&quot;)?(?::(?:protected|private|public)|:[\w\\]{{1,80}}:private)?"""
+        rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
         rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
