@@ -8,6 +8,7 @@ deep becomes a placeholder, never the raw value, and no exception reaches the ca
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,11 @@ from redactor.engine.masks import (
 )
 from redactor.engine.rules import KeyNameRule, Rule, RuleSet
 from redactor.engine.scanner import DatabaseCache, Scanner, make_anchor_finder, make_scanner
-from redactor.engine.validators import entropy_at_least, not_placeholder_like
+from redactor.engine.validators import (
+    decode_base64_text,
+    entropy_at_least,
+    not_placeholder_like,
+)
 
 OVERSIZED_PLACEHOLDER = "[redacted:oversized]"
 _TIMEOUT_FROM_CHARS = 4096
@@ -133,7 +138,11 @@ class Redactor:
         self._make_ref = RefMaker(ref_key)
         self._max_value_bytes = max_value_bytes  # read-only: the redact closure holds it
         self.match_timeout_s = match_timeout_s
-        self.rules: tuple[Rule, ...] = ruleset.rules + text_rules(ruleset.keynames)
+        self.rules: tuple[Rule, ...] = tuple(
+            self._checked_when_decoded(rule) if rule.decoded else rule
+            for rule in ruleset.rules + text_rules(ruleset.keynames)
+        )
+        self._decoding = threading.local()  # see _holds_secret
         if pattern_cache is not None:
             for rule in self.rules:
                 rule.keep_compiled_in(pattern_cache)
@@ -186,6 +195,44 @@ class Redactor:
         self._redact_closure = self._bind_redact()
         if type(self).redact is Redactor.redact:  # a subclass's own redact() stays in charge
             self.redact = self._redact_closure  # type: ignore[method-assign]
+
+    def _checked_when_decoded(self, rule: Rule) -> Rule:
+        """``rule`` (Rule.decoded) with a validator that decodes a match and passes it only
+        when the engine finds a secret in what it decodes to."""
+        validator = rule.validator
+
+        def holds_secret(value: str) -> bool:
+            if validator is not None and validator(value) is False:
+                return False
+            decoded = decode_base64_text(value)
+            return decoded is not None and self._holds_secret(decoded)
+
+        return dataclasses.replace(rule, validator=holds_secret)
+
+    def _holds_secret(self, text: str) -> bool:
+        """Whether stage 1 and 2 find anything in ``text`` (counted nowhere). Not from inside
+        another such check: base64 inside base64 is left alone, so one value costs at most two
+        passes."""
+        local = self._decoding
+        if getattr(local, "active", False):
+            return False
+        local.active = True
+        try:
+            data = _utf8(text)
+            triggered = self._triggered(data)
+            if not triggered:
+                return False
+            findings: list[Finding] = []
+            self._stage2(text, triggered, None, findings, "", data)
+            for finding in findings:  # a check, not a redaction: take back its counts
+                left = self.redactions[finding.rule_id] - 1
+                if left:
+                    self.redactions[finding.rule_id] = left
+                else:
+                    del self.redactions[finding.rule_id]
+            return bool(findings)
+        finally:
+            local.active = False
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -115,7 +115,9 @@ class KeyNameMatcher:
             return self._cache[key]
         except KeyError:
             pass
-        norm = normal_key_name(key).rstrip("0123456789")  # access_token_2 is an access token too
+        # access_token_2 is an access token too, and so is API_TOKEN_B64, encoded
+        norm = normal_key_name(key).removesuffix("base64").removesuffix("b64")
+        norm = norm.rstrip("0123456789")
         found = self._exact.get(norm)
         if found is None:
             for suffix, rule in self._suffixes:
@@ -193,7 +195,7 @@ def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
 def _pattern_source(names: str, value_kind: str) -> str:
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
     # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
-    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")(?:[_\-]?[0-9]{1,2})?"
+    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")" + _KEY_SUFFIX
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     elif value_kind == "cookies":
@@ -313,14 +315,17 @@ def _pattern_source(names: str, value_kind: str) -> str:
     return key + rf"(?:{pair}|{pg_detail}|{xml}|{url_encoded}|{separator}{value})"
 
 
+# After a name: a number (access_token_2) and a note that the value is base64
+# (API_TOKEN_B64, password_base64).
+_KEY_SUFFIX = r"(?:[_\-]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+
 # The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
 # It holds all the pattern allows between a name and a value: a number (token_2), a closing
 # quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine bytes
 # of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
 # full-width colon of CJK text too, and Gson's \u003d), a dot leader, the end of an XML start
 # tag, or a URL-encoded = or :.
-_AFTER_NAME = (
-    r"""(?:[_\-]?[0-9]{1,2})?"""
+_AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""

@@ -96,6 +96,9 @@ class Rule:
     mask_spans: Callable[[str], list[tuple[int, int]]] | None = None
     priority: int = 50
     shrink: bool = False  # on a validator reject, retry shorter matches at the same start
+    # "base64": the match is base64 of text, masked whole only when the engine finds a secret
+    # in that text (a JSON document sent as base64); None: the match is the value itself.
+    decoded: str | None = None
     guarded: bool = True  # arm the match timeout on every value, not only on long ones
     must_match: tuple[Example, ...] = ()
     must_not_match: tuple[Example, ...] = ()
@@ -253,6 +256,9 @@ def _compile_rule(
         else:
             raise RuleError(f"{where}: unknown flag {flag!r}")
     source = _str(raw, "pattern", where)
+    decoded = raw.get("decoded")
+    if decoded not in (None, "base64"):
+        raise RuleError(f"{where}: 'decoded' must be \"base64\"")
     validator_name, validator = _validator(raw, where)
     mask = _mask(raw, where)
     keywords = tuple(k.lower() for k in raw.get("keywords", []))
@@ -276,6 +282,7 @@ def _compile_rule(
         "shrink",
         "anchor",
         "anchor_tail",
+        "decoded",
     }
     unknown = set(raw) - known
     if unknown:
@@ -296,6 +303,7 @@ def _compile_rule(
         mask=mask,
         priority=int(raw.get("priority", 50)),
         shrink=bool(raw.get("shrink", False)),
+        decoded=decoded,
         anchor=anchor,
         anchor_tail=anchor_tail,
         guarded=guarded,

@@ -47,6 +47,19 @@ def digits_of(value: str) -> str:
     return _NON_DIGIT.sub("", value)
 
 
+def decode_base64_text(value: str) -> str | None:
+    """``value`` decoded as base64 (standard or URL-safe alphabet, padding optional) when that
+    gives UTF-8 text; else None."""
+    core = value.strip().rstrip("=")
+    if not core or len(core) % 4 == 1:
+        return None
+    padded = core.replace("-", "+").replace("_", "/") + "=" * (-len(core) % 4)
+    try:
+        return base64.b64decode(padded, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+
+
 def _luhn_ok(digits: str) -> bool:
     """The Luhn checksum of a string of ASCII digits (summed as bytes, in C)."""
     data = digits.encode("ascii")

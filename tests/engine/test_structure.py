@@ -4,7 +4,9 @@ refs keyed by trace and by ref key."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -102,6 +104,9 @@ def test_none_and_bool_under_sensitive_keys_stay(engine: Redactor) -> None:
         "Authorization",
         "pw",
         "accessToken",
+        "access_token_2",
+        "API_TOKEN_B64",
+        "password_base64",
     ],
 )
 def test_key_grammar(engine: Redactor, key: str) -> None:
@@ -333,3 +338,29 @@ def test_a_cookie_being_cleared_is_left_as_it_is(engine: Redactor) -> None:
     assert engine.redact(line) is line
     record = {"Set-Cookie": header}
     assert engine.redact(record) is record
+
+
+def _b64(document: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(document).encode()).decode()
+
+
+def test_base64_json_holding_a_secret_is_masked_whole(redactor: Redactor) -> None:
+    blob = _b64({"user": "ana", "password": PASSWORD, "note": "from kinesis"})
+    line = f'{{"Records":[{{"kinesis":{{"data":"{blob}"}}}}]}}'
+    findings: list[Finding] = []
+    out = redactor.redact(line, findings=findings)
+    assert blob not in out
+    assert [f.rule_id for f in findings] == ["secret.base64.encoded_json"]
+    # the password inside was looked at, not redacted: only the blob counts
+    assert redactor.redactions == {"secret.base64.encoded_json": 1}
+
+
+def test_base64_json_without_a_secret_stays(engine: Redactor) -> None:
+    line = f'{{"data":"{_b64({"level": "info", "message": "user signed in", "user": "ana"})}"}}'
+    assert engine.redact(line) is line
+
+
+def test_base64_inside_base64_is_not_decoded_twice(engine: Redactor) -> None:
+    inner = _b64({"note": "rotated", "password": PASSWORD})
+    line = f"data={_b64({'wrapped': inner, 'kind': 'envelope'})} ok"
+    assert engine.redact(line) is line
