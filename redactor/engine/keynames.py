@@ -59,6 +59,9 @@ _END_OF_WORD = (
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
 # The most spaces and tabs between a key, its separator and its value (aligned columns).
 _ALIGNMENT = 40
+# After a name: a number (access_token_2) and a note that the value is base64
+# (API_TOKEN_B64, password_base64).
+_KEY_SUFFIX = r"(?:[_\-]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
 
 
 # Name/value pairs, where one field names the key and a sibling holds its value: Kubernetes
@@ -315,14 +318,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     return key + rf"(?:{pair}|{pg_detail}|{xml}|{url_encoded}|{separator}{value})"
 
 
-# After a name: a number (access_token_2) and a note that the value is base64
-# (API_TOKEN_B64, password_base64).
-_KEY_SUFFIX = r"(?:[_\-]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
-
 # The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
-# It holds all the pattern allows between a name and a value: a number (token_2), a closing
-# quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine bytes
-# of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
+# It holds all the pattern allows between a name and a value: a suffix (token_2, token_b64), a
+# closing quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine
+# bytes of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
 # full-width colon of CJK text too, and Gson's \u003d), a dot leader, the end of an XML start
 # tag, or a URL-encoded = or :.
 _AFTER_NAME = _KEY_SUFFIX + (
