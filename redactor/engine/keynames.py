@@ -59,9 +59,9 @@ _END_OF_WORD = (
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
 # The most spaces and tabs between a key, its separator and its value (aligned columns).
 _ALIGNMENT = 40
-# After a name: a number (access_token_2) and a note that the value is base64
-# (API_TOKEN_B64, password_base64).
-_KEY_SUFFIX = r"(?:[_\-]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+# After a name: a number (access_token_2, Vault's "Unseal Key 1:") and a note that the value
+# is base64 (API_TOKEN_B64, password_base64).
+_KEY_SUFFIX = r"(?:[_\- ]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
 
 
 # Name/value pairs, where one field names the key and a sibling holds its value: Kubernetes
