@@ -285,6 +285,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
         rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
+        # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
+        # guarded as after a colon (a plain word there is a header or a note).
+        rf"""|[ \t]{{1,{_ALIGNMENT}}}(?P<colon>\|)[ \t]{{1,{_ALIGNMENT}}}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
         # four dots at least: "Checking password... done" is a progress message.
@@ -322,14 +325,16 @@ def _pattern_source(names: str, value_kind: str) -> str:
 # It holds all the pattern allows between a name and a value: a suffix (token_2, token_b64), a
 # closing quote (&quot; too) and bracket (%5D too), up to three of the pattern's \s (up to nine
 # bytes of _TRIGGER_SPACE) or a run of spaces and tabs that aligns columns, a separator (the
-# full-width colon of CJK text too, and Gson's \u003d), a dot leader, the end of an XML start
-# tag, or a URL-encoded = or :.
+# full-width colon of CJK text too, and Gson's \u003d), a dot leader, a table's next cell, the
+# end of an XML start tag, or a URL-encoded = or :.
 _AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...)
     r"""|\\?"(?:\\r\\n){2}"""
+    # a table's next cell
+    rf"""|[\t ]{{1,{_ALIGNMENT}}}\|[\t ]"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
