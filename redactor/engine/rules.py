@@ -38,7 +38,10 @@ _LABEL_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
 # Key names start with a letter of any script (пароль, パスワード), as keys in localised apps do.
 # A key name: a word, or up to four words joined by single spaces (mot de passe).
-_KEY_NAME_RE = re.compile(r"[^\W\d_][\w\-]{0,39}(?: [\w\-]{1,39}){0,3}")
+# The combining marks of the Indic and Southeast Asian scripts are not \w, but their words
+# are spelled with them (पासवर्ड, รหัสผ่าน).
+_MARKS = "\u0300-\u036f\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+_KEY_NAME_RE = re.compile(rf"[^\W\d_][\w\-{_MARKS}]{{0,39}}(?: [\w\-{_MARKS}]{{1,39}}){{0,3}}")
 
 
 @dataclass(frozen=True, slots=True)
