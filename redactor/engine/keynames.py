@@ -33,6 +33,7 @@ _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
+_BARE_CHAR_NOT_Q = r"""[^\s"'`,;&(){}\[\]<>\\?]"""
 # An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
 # the next field, not the value, and so is a lower-case key with an empty value of its own
 # ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, and
@@ -216,9 +217,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # oauth_consumer_key="..."): its secrets are parameters with names of their own.
         # Lower-case names only: base64 padding before a closing quote ("Basic dXNlcj=") is
         # the value. Nor a scheme whose value is a placeholder (Bearer <redacted>).
+        # A "?" before another name= ends the value (a game server's command line:
+        # ?ServerAdminPassword=abc?MaxPlayers=70).
         bare = (
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s)"""
-            rf"(?P<secret>{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+)(?!\(|(?<=\$)\{{)"
+            rf"(?P<secret>(?:{_BARE_CHAR_NOT_Q}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
+            rf"{{1,{MAX_VALUE_CHARS}}})(?!\(|(?<=\$)\{{)"
         )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
@@ -285,6 +289,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
         rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
+        # A directive and its quoted value (Valve's rcon_password "abc", ipsec.secrets' PSK
+        # "abc", Redis' requirepass "abc"): one token in quotes after spaces, with a digit or
+        # a symbol in it. In prose the word names a resource: secret "db-creds" not found,
+        # Secret 'DbPassword' retrieved, with secret "database/creds/app".
+        r"""|[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
+        r"""(?=[^\s"']{0,255}[0-9!#$%^&*+=~?@])[^\s"']{1,256}(?P=q)(?![^\s,;)\]}]))"""
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
         # guarded as after a colon (a plain word there is a header or a note).
         rf"""|[ \t]{{1,{_ALIGNMENT}}}(?P<colon>\|)[ \t]{{1,{_ALIGNMENT}}}"""
@@ -333,8 +343,8 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...)
     r"""|\\?"(?:\\r\\n){2}"""
-    # a table's next cell
-    rf"""|[\t ]{{1,{_ALIGNMENT}}}\|[\t ]"""
+    # a table's next cell, or a directive's quoted value
+    rf"""|[\t ]{{1,{_ALIGNMENT}}}\|[\t ]|[\t ]{{1,3}}["'][^\s"']"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
@@ -384,7 +394,10 @@ _COOKIE_ATTRIBUTES = frozenset(
 _COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
 # A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
 # or a flag (consent=1).
-_SETTING = re.compile(r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}")
+_SETTING = re.compile(
+    r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}"
+    r"|[A-Za-z][\w\-]{0,30}=[\w\-]{1,16}"  # a nested setting: sap-usercontext=sap-client=100
+)
 
 
 def cookie_values(header: str) -> list[tuple[int, int]]:

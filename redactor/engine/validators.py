@@ -285,8 +285,9 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
-# secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...).
-_ENV_NAME = re.compile(r"[A-Z]+(?:_(?:[A-Z]+|[0-9]+))+")
+# secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
+# constant: each word letters and maybe a number after them (auth=WPA2_PSK; not X7Q_9ZK2).
+_ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass).
@@ -337,6 +338,9 @@ def _is_code_reference(core: str) -> bool:
     ) or _CAMEL_WORDS.fullmatch(last) is not None  # pika.PlainCredentials
 
 
+_RATIO = re.compile(r"[0-9]{1,6}/[0-9]{1,6}")
+
+
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
     tools'), templates, status words, code (a variable or a call in a traceback's source
@@ -367,6 +371,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
     if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
+    if first.isdigit() and _RATIO.fullmatch(core):
+        return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 

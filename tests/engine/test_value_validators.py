@@ -52,11 +52,22 @@ def test_session_values_look_issued() -> None:
     assert session_value("s%3AZx9Qw3kLmN0pR5tYvB2c.AbC")
     for value in ("1715065846", "tab-3", "missing", "anonymous", ":session_id"):
         assert not session_value(value), value
+    # a label and a number; a Stripe Checkout Session's id (public: in its success URL)
+    for value in ("GitHubActions-5998044862", "cs_live_a1CrxuTFAFoP2Nrf6nOB2ZIiZIb1gt9sZzpKHr"):
+        assert not session_value(value), value
 
 
 @pytest.mark.parametrize(
     "value",
-    ["(sensitive value)", "(known", "arn:aws:secretsmanager:us-east-1:1:secret:x", ":user_id"],
+    [
+        "(sensitive value)",
+        "(known",
+        "arn:aws:secretsmanager:us-east-1:1:secret:x",
+        ":user_id",
+        "file:/run/secrets/access_token",  # a reference to a file that holds it
+        "0/1",  # a count of a total (Postfix's auth=0/1)
+        "WPA2_PSK",  # a constant's name (auth=WPA2_PSK)
+    ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
     assert not not_placeholder_like(value)
