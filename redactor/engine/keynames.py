@@ -211,7 +211,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
             rf"""(?:[^\r\n"'\\]{{1,{MAX_VALUE_CHARS}}}+|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
         )
     else:
-        # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()).
+        # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()): a
+        # name, with dots maybe, right before "(" (a key with other symbols is no name).
         # Nor cut short by a template (password: postgres://app:${DB_PASSWORD}@db).
         # Nor the first parameter of a scheme's list (Digest username="...", OAuth
         # oauth_consumer_key="..."): its secrets are parameters with names of their own.
@@ -220,9 +221,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A "?" before another name= ends the value (a game server's command line:
         # ?ServerAdminPassword=abc?MaxPlayers=70).
         bare = (
-            rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s)"""
+            rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$]{{1,{MAX_VALUE_CHARS}}}\()"""
             rf"(?P<secret>(?:{_BARE_CHAR_NOT_Q}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
-            rf"{{1,{MAX_VALUE_CHARS}}})(?!\(|(?<=\$)\{{)"
+            rf"{{1,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
         )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
