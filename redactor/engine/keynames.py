@@ -50,10 +50,11 @@ _STRING_PREFIX = r"(?:[bBrRuU]{1,2}|N|string\([0-9]{1,6}\) )?"
 # tags (!vault |, !Ref Name) stand for a value kept elsewhere and are left alone.
 _YAML_TAG = r"(?:!!(?:str|binary)[ \t]{1,3})?"
 # What ends a plain word: spaces, quotes and brackets, punctuation ("!" too: a GraphQL type,
-# $password: String!), and the CJK ones.
+# $password: String!), and the CJK ones; "." and ":" only before a space or the end (in
+# "default:production.3717a9..." the word begins a token).
 _END_OF_WORD = (
-    r"""[\s"'`,;&(){}\[\]<>\\.:!"""
-    r"""\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]"""
+    r"""(?:[\s"'`,;&(){}\[\]<>\\!"""
+    r"""\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]|[.:](?!\S))"""
 )
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
@@ -277,9 +278,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # "password:\n  value"), or a run of spaces and tabs that aligns columns (Terraform plans,
     # aligned INI and properties files, pretty-printed JSON).
     space = rf"(?:[ \t]{{4,{_ALIGNMENT}}}+|\s{{0,3}})"
-    # A name in a URL's user name (https://x-access-token:ghs_...@github.com) is no key: the
-    # URL rule masks the password alone. Looked at only where a colon would be the separator.
-    url_user = r"(?<!://[A-Za-z0-9_.\-]{1,60})"
+    # A name in a URL's user name (https://x-access-token:ghs_...@github.com, also encoded:
+    # https://ana%40acme.com%2Ftoken:...@x.zendesk.com) is no key: the URL rule masks the
+    # password alone. Looked at only where a colon would be the separator.
+    url_user = r"(?<!://[A-Za-z0-9_.\-%]{1,120})"
     # The name's closing quote may be HTML-escaped (&quot;) and its bracket URL-encoded
     # (user%5Bpassword%5D=..., Rails params in an access log); = may be escaped as JSON
     # encoders that escape HTML write it (Gson: password\u003dabc).

@@ -268,8 +268,9 @@ _MASK_CHARS = frozenset("*xX-_.")
 _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field), and
-# a file that holds the value (access_token=file:/run/secrets/access_token).
-_REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:")
+# a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
+# private_key: env:PRIVATE_KEY).
+_REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:", "env:")
 _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
@@ -312,6 +313,16 @@ def _has_random_segment(path: str) -> bool:
     )
 
 
+# What a dotted name in code starts with: an object, a module or a namespace.
+_CODE_OWNERS = frozenset(
+    {"self", "this", "cls", "settings", "config", "conf", "cfg", "env", "os", "app", "ctx"}
+    | {"context", "request", "req", "args", "opts", "options", "params", "secrets", "creds"}
+    | {"credentials", "vault", "data", "payload", "form", "body", "obj"}
+)
+# An object's repr with its fields (PostAuthenticationToken(user="ana", ...)): no value.
+_REPR = re.compile(r"[A-Za-z_][\w.\\]{0,100}\([A-Za-z_]\w{0,40}=")
+
+
 def _is_code_reference(core: str) -> bool:
     """Whether ``core`` reads as a name in code rather than a value. Tokens with a dotted
     prefix (hvs.…, ya29.…, sl.…) mix case and digits at random and are not taken for one."""
@@ -328,6 +339,9 @@ def _is_code_reference(core: str) -> bool:
         return True  # get_token(, cfg[, getpass.getpass(
     if len(parts) < 2:
         return False
+    if len(parts) >= 3 and all(p.isalpha() and p.islower() for p in parts):
+        # correct.garden.river.sunset: words, no owner of code (self, settings, os.environ)
+        return parts[0] in _CODE_OWNERS
     *owners, last = parts
     if not all(p.replace("_", "").isalpha() and p.islower() for p in owners):
         return False  # a module, object or namespace is a lower-case name
@@ -373,6 +387,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
     if first.isdigit() and _RATIO.fullmatch(core):
         return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
+    if "(" in core and _REPR.match(core):
+        return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 

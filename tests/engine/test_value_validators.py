@@ -65,6 +65,9 @@ def test_session_values_look_issued() -> None:
         "arn:aws:secretsmanager:us-east-1:1:secret:x",
         ":user_id",
         "file:/run/secrets/access_token",  # a reference to a file that holds it
+        "env:PRIVATE_KEY",  # a reference to an environment variable
+        'PostAuthenticationToken(user="ana@example.com", authenticated=true)',  # a repr
+        "settings.db.password",  # a name in code
         "0/1",  # a count of a total (Postfix's auth=0/1)
         "WPA2_PSK",  # a constant's name (auth=WPA2_PSK)
     ],
@@ -184,3 +187,11 @@ def test_a_sentence_under_an_ssn_key_keeps_its_words(engine: Redactor) -> None:
     out = engine.redact(line)
     assert "826-10-0358" not in out
     assert "already registered" in out
+
+
+def test_dotted_passphrases_are_values() -> None:
+    """Words joined by dots are a passphrase, unless an owner of code comes first."""
+    assert not_placeholder_like("correct.garden.river.sunset")
+    assert not_placeholder_like("marble.river.silver.violet")
+    assert not not_placeholder_like("self.db.password")
+    assert not not_placeholder_like("config.database.password")
