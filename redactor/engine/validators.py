@@ -424,6 +424,17 @@ def not_a_count(value: str) -> bool:
     return not_placeholder_like(value)
 
 
+# A card payment's approval code (ISO 8583 field 38): six upper-case letters and digits.
+_APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
+
+
+def auth_value(value: str) -> bool:
+    """A credential under the bare key "auth", not what payment and mail logs put there: a
+    card payment's approval code (auth=931924, auth=7YE18Y) or a count (Postfix's auth=0/1)."""
+    core = value.strip("\"'")
+    return not _APPROVAL_CODE.fullmatch(core) and not_a_count(value)
+
+
 # A name and a number: a session labelled by who opened it, not issued to them
 # (GitHubActions-5998044862, terraform-20240507, botocore-session-1712345678).
 _LABELLED_NUMBER = re.compile(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*[-_.][0-9]+")
@@ -563,6 +574,7 @@ VALIDATORS: dict[str, Validator] = {
     "session_cookie": session_cookie,
     "random_token": random_token,
     "one_time_code": one_time_code,
+    "auth_value": auth_value,
     "not_a_count": not_a_count,
     "not_resource_name": not_resource_name,
 }

@@ -8,6 +8,7 @@ import pytest
 
 from redactor.engine import Redactor
 from redactor.engine.validators import (
+    auth_value,
     not_a_count,
     not_placeholder_like,
     not_resource_name,
@@ -195,3 +196,10 @@ def test_dotted_passphrases_are_values() -> None:
     assert not_placeholder_like("marble.river.silver.violet")
     assert not not_placeholder_like("self.db.password")
     assert not not_placeholder_like("config.database.password")
+
+
+def test_auth_values_are_credentials_not_approval_codes_or_counts() -> None:
+    assert auth_value("ZGV2OnMzY3IzdHBhc3M=")
+    assert auth_value("deploy:Tr0ub4dor3x")
+    for value in ("931924", "7YE18Y", "0/1"):  # approval codes, a count
+        assert not auth_value(value), value
