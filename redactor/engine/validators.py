@@ -358,9 +358,10 @@ _RATIO = re.compile(r"[0-9]{1,6}/[0-9]{1,6}")
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
     tools'), templates, status words, code (a variable or a call in a traceback's source
-    line, an environment variable's name, a SQL column), SQL bind parameters, a word in
-    parentheses (Terraform's "(sensitive value)", "(known after apply)"), and AWS ARNs (a
-    secret's name, as in Secrets Manager's "SecretId").
+    line, an environment variable's name, a SQL column, an object's repr), references that
+    are resolved at run time (vault:, file:, env:), SQL bind parameters, a word in
+    parentheses (Terraform's "(sensitive value)", "(known after apply)"), a count of a total
+    (0/1), and AWS ARNs (a secret's name, as in Secrets Manager's "SecretId").
 
     Every key-name candidate passes through here: the cheap tests come first.
     """
