@@ -424,7 +424,8 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         if name.lower() not in _COOKIE_ATTRIBUTES:
             value = header[value_start:end]
             stripped = value.strip().strip('"')
-            if stripped and not _SETTING.fullmatch(stripped):
+            # a lone value is the cookie itself, whatever it looks like
+            if stripped and (equals < 0 or not _SETTING.fullmatch(stripped)):
                 offset = value_start + value.index(stripped)
                 spans.append((offset, offset + len(stripped)))
         if separator is not None:

@@ -364,3 +364,10 @@ def test_base64_inside_base64_is_not_decoded_twice(engine: Redactor) -> None:
     inner = _b64({"note": "rotated", "password": PASSWORD})
     line = f"data={_b64({'wrapped': inner, 'kind': 'envelope'})} ok"
     assert engine.redact(line) is line
+
+
+def test_a_lone_cookie_value_is_masked_whatever_it_looks_like(engine: Redactor) -> None:
+    """Settings are told by their name=value shape; a value with no name is the cookie."""
+    for value in ("00000012", "dark"):
+        out = engine.redact({"Set-Cookie": f"{value}; Path=/; HttpOnly"})
+        assert value not in out["Set-Cookie"] and "Path=/; HttpOnly" in out["Set-Cookie"]
