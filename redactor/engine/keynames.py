@@ -415,6 +415,10 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         end = len(header) if separator is None else separator.start()
         part = header[start:end]
         equals = part.find("=")
+        raw_name = part[:equals]
+        if equals >= 0 and (raw_name[-1:].isspace() or any(c.isspace() for c in raw_name.strip())):
+            # "abc =", "abc rv=": no name=value pair (a name is a token), the value alone
+            equals = -1
         if equals >= 0:
             name = part[:equals].strip()
             value_start = start + equals + 1

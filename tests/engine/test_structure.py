@@ -371,3 +371,7 @@ def test_a_lone_cookie_value_is_masked_whatever_it_looks_like(engine: Redactor) 
     for value in ("00000012", "dark"):
         out = engine.redact({"Set-Cookie": f"{value}; Path=/; HttpOnly"})
         assert value not in out["Set-Cookie"] and "Path=/; HttpOnly" in out["Set-Cookie"]
+    # a name is a token: "abc rv=" or "abc =" is a value and what follows it
+    for line in ("cookie=h0kFf6kLfSfijfNTNl8T rv=", "cookie=00000012 ="):
+        assert "h0kFf6kLfSfijfNTNl8T" not in engine.redact(line)
+        assert "00000012" not in engine.redact(line)
