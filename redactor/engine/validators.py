@@ -465,12 +465,13 @@ _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 
 def session_cookie(value: str) -> bool:
-    """A session cookie's value under a name as generic as "session" or "sid": 16+ characters
-    with letters and digits (a state or a count under that name is none: session=finished),
-    and not one of Twilio's resource ids, which its logs also call "sid"."""
+    """A session cookie's value under a name as generic as "session" or "sid": 20+ characters
+    with letters and digits (a state or a count under that name is none: session=finished; a
+    16-character id is a log's correlation id: Dovecot's session=AtP3v2QHdT8vEBNu), and not
+    one of Twilio's resource ids, which its logs also call "sid"."""
     core = value.strip("\"'")
     return (
-        len(core) >= 16
+        len(core) >= 20
         and any(c.isdigit() for c in core)
         and any(c.isalpha() for c in core)
         and not _TWILIO_SID.fullmatch(core)
