@@ -20,7 +20,7 @@ import regex
 from redactor.engine import sql
 from redactor.engine.compiled import PatternCache
 from redactor.engine.interface import Finding
-from redactor.engine.keynames import KeyNameMatcher, cookie_values, text_rules
+from redactor.engine.keynames import VALUE_SPANS, KeyNameMatcher, text_rules
 from redactor.engine.masks import (
     FAILED_PLACEHOLDER,
     PLACEHOLDER_RE,
@@ -487,23 +487,39 @@ class Redactor:
         if rule.validator is not None and rule.validator(text) is False:
             return item  # not this rule's kind of value; the caller redacts it as usual
         # A cookie header's values are masked one by one, its names and attributes kept.
-        if rule.value == "cookies":
+        split = VALUE_SPANS.get(rule.value)
+        if split is None:
+            spans = [(0, len(text), rule)]
+        else:
             spans = [
-                (start, end)
-                for start, end in cookie_values(text)
+                (start, end, rule)
+                for start, end in split(text)
                 if not PLACEHOLDER_RE.fullmatch(text, start, end)  # masked before
             ]
             if not spans:
                 return item  # a cookie being cleared, or one masked before: no value
-        else:
-            spans = [(0, len(text))]
+        out = "".join(self._mask_spans(text, spans, trace_id, findings, path))
+        return out.encode("utf-8", "surrogateescape") if isinstance(item, bytes) else out
+
+    def _mask_spans(
+        self,
+        text: str,
+        spans: Iterable[tuple[int, int, Rule | KeyNameRule]],
+        trace_id: TraceIdArg,
+        findings: list[Finding] | None,
+        path: str,
+    ) -> list[str]:
+        """``text`` with each span (sorted, non-overlapping) masked by its rule, counted and
+        reported: the pieces to join, text and placeholders in turn (``[1::2]`` are the
+        placeholders)."""
         pieces: list[str] = []
         cursor = 0
-        for start, end in spans:
+        for start, end, rule in spans:
             original = text[start:end]
             ref = self._make_ref(_trace_value(trace_id), rule.label, original)
             masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
-            pieces += (text[cursor:start], masked)
+            pieces.append(text[cursor:start])
+            pieces.append(masked)
             cursor = end
             self.redactions[rule.id] += 1
             if findings is not None:
@@ -513,8 +529,7 @@ class Redactor:
                     )
                 )
         pieces.append(text[cursor:])
-        out = "".join(pieces)
-        return out.encode("utf-8", "surrogateescape") if isinstance(item, bytes) else out
+        return pieces
 
     def _redact_bytes(
         self,
@@ -593,37 +608,12 @@ class Redactor:
             chosen = _split_into_masked_spans(text, chosen)
         if not chosen:
             return text
-        pieces: list[str] = []
-        masks: list[str] = []
-        cursor = 0
-        for cand in chosen:
-            original = text[cand.start : cand.end]
-            rule = cand.rule
-            ref = self._make_ref(_trace_value(trace_id), rule.label, original)
-            masked = placeholder(rule.label, mask_text(rule.mask, original), ref)
-            pieces.append(text[cursor : cand.start])
-            pieces.append(masked)
-            masks.append(masked)
-            cursor = cand.end
-            self.redactions[rule.id] += 1
-            if findings is not None:
-                findings.append(
-                    Finding(
-                        rule.id,
-                        rule.category,
-                        rule.label,
-                        ref,
-                        masked,
-                        path,
-                        cand.start,
-                        cand.end,
-                        original,
-                    )
-                )
-        pieces.append(text[cursor:])
+        pieces = self._mask_spans(
+            text, ((c.start, c.end, c.rule) for c in chosen), trace_id, findings, path
+        )
         out = "".join(pieces)
         return self._keep_json_valid(
-            text, out, chosen, masks, trace_id, findings, path, findings_before
+            text, out, chosen, pieces, trace_id, findings, path, findings_before
         )
 
     def _candidates(
@@ -788,7 +778,7 @@ class Redactor:
         before: str,
         after: str,
         replaced: list[_Candidate],
-        masks: list[str],
+        pieces: list[str],
         trace_id: TraceIdArg,
         findings: list[Finding] | None,
         path: str,
@@ -814,7 +804,7 @@ class Redactor:
         # {"pan":4111111111111111}: a number masked in place is a placeholder outside any
         # string. Quoted, it is a string value, and the decision stays the text's, which saw the
         # number's key and neighbours (the structural pass sees a bare number alone).
-        quoted = _quote_masked_numbers(before, replaced, masks)
+        quoted = _quote_masked_numbers(before, replaced, pieces[1::2])
         if quoted is not None:
             try:
                 orjson.loads(quoted)

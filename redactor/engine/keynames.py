@@ -14,7 +14,7 @@ match only the whole key (``pass``, ``pw``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redactor.engine.rules import KeyNameRule, Rule, normal_key_name
@@ -32,8 +32,9 @@ _SCHEME_WORDS = (
 _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
 _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
-_BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\]"""
-_BARE_CHAR_NOT_Q = r"""[^\s"'`,;&(){}\[\]<>\\?]"""
+# What an unquoted value is made of; "?" too, but only where no name= follows it (see
+# _pattern_source).
+_BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\?]"""
 # An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
 # the next field, not the value, and so is a lower-case key with an empty value of its own
 # ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, and
@@ -223,7 +224,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # ?ServerAdminPassword=abc?MaxPlayers=70).
         bare = (
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$]{{1,{MAX_VALUE_CHARS}}}\()"""
-            rf"(?P<secret>(?:{_BARE_CHAR_NOT_Q}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
+            rf"(?P<secret>(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
             rf"{{1,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
         )
     n = MAX_VALUE_CHARS
@@ -415,12 +416,11 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         end = len(header) if separator is None else separator.start()
         part = header[start:end]
         equals = part.find("=")
-        raw_name = part[:equals]
-        if equals >= 0 and (raw_name[-1:].isspace() or any(c.isspace() for c in raw_name.strip())):
-            # "abc =", "abc rv=": no name=value pair (a name is a token), the value alone
-            equals = -1
         if equals >= 0:
             name = part[:equals].strip()
+            if part[equals - 1 : equals].isspace() or any(c.isspace() for c in name):
+                equals = -1  # "abc =", "abc rv=": no pair (a name is a token), the value alone
+        if equals >= 0:
             value_start = start + equals + 1
         else:
             name = part.strip()
@@ -435,6 +435,11 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         if separator is not None:
             start = separator.end()
     return spans
+
+
+# Value kinds (KeyNameRule.value) whose value holds several values: where those are, which
+# are masked apart (Rule.mask_spans in text, the same in dicts).
+VALUE_SPANS: dict[str, Callable[[str], list[tuple[int, int]]]] = {"cookies": cookie_values}
 
 
 def _text_rule(rule: KeyNameRule) -> Rule:
@@ -457,7 +462,7 @@ def _text_rule(rule: KeyNameRule) -> Rule:
         validator_name=rule.validator_name or "not_placeholder_like",
         validator=rule.validator or not_placeholder_like,
         mask=rule.mask,
-        mask_spans=cookie_values if rule.value == "cookies" else None,
+        mask_spans=VALUE_SPANS.get(rule.value),
         priority=40,
         guarded=False,  # generated here, not written by a user: bounded and linear by construction
         must_match=rule.must_match,
