@@ -804,7 +804,7 @@ class Redactor:
         # {"pan":4111111111111111}: a number masked in place is a placeholder outside any
         # string. Quoted, it is a string value, and the decision stays the text's, which saw the
         # number's key and neighbours (the structural pass sees a bare number alone).
-        quoted = _quote_masked_numbers(before, replaced, pieces[1::2])
+        quoted = _quote_masked_numbers(before, replaced, pieces)
         if quoted is not None:
             try:
                 orjson.loads(quoted)
@@ -937,27 +937,21 @@ def _split_into_masked_spans(text: str, chosen: list[_Candidate]) -> list[_Candi
     return spans
 
 
-def _quote_masked_numbers(text: str, spans: list[_Candidate], masks: list[str]) -> str | None:
-    """``text`` with each span (sorted, non-overlapping) replaced by its mask, and the masks of
-    spans that were whole JSON numbers (digits between a ``:``, ``[`` or ``,`` and a ``,``,
-    ``}`` or ``]``) in quotes; None when no span was such a number."""
-    pieces: list[str] = []
-    cursor = 0
+def _quote_masked_numbers(text: str, spans: list[_Candidate], pieces: list[str]) -> str | None:
+    """``pieces`` (``text`` with each span masked: text and placeholders in turn) joined, with
+    the placeholders of spans that were whole JSON numbers (digits between a ``:``, ``[`` or
+    ``,`` and a ``,``, ``}`` or ``]``) in quotes; None when no span was such a number."""
+    quoted = list(pieces)
     quoted_any = False
-    for span, mask in zip(spans, masks, strict=True):
-        pieces.append(text[cursor : span.start])
+    for i, span in enumerate(spans):
         if (
             text[span.start : span.end].isdigit()
             and _next_token(text, span.start, -1) in (":", "[", ",")
             and _next_token(text, span.end, 1) in (",", "}", "]")
         ):
-            pieces.append(f'"{mask}"')
+            quoted[2 * i + 1] = f'"{quoted[2 * i + 1]}"'
             quoted_any = True
-        else:
-            pieces.append(mask)
-        cursor = span.end
-    pieces.append(text[cursor:])
-    return "".join(pieces) if quoted_any else None
+    return "".join(quoted) if quoted_any else None
 
 
 def _next_token(text: str, index: int, step: int) -> str:
