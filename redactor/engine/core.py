@@ -729,21 +729,25 @@ class Redactor:
         matched = m.group()
         if matched.isalnum():
             return None  # one unbroken run: a shorter match would end inside it
+        start = m.start()
         endpos = m.end() - 1
-        for _ in range(4):
-            shorter = rule.pattern.match(text, m.start(), endpos, timeout=timeout_s)
+        for _ in range(8):
+            shorter = rule.pattern.match(text, start, endpos, timeout=timeout_s)
             if shorter is None:
                 return None
-            span = shorter.span("secret") if has_secret_group else shorter.span()
+            end = shorter.end()
             # Cutting the text short hides what follows from the pattern's lookahead: a shorter
-            # match must still end at a word boundary of the real text (a group, not a digit run).
-            follows = text[shorter.end() : shorter.end() + 1]
-            if (
-                not (follows.isalnum() or follows == "_")
-                and rule.validator(text[span[0] : span[1]]) is not False
-            ):
+            # match must still end at a word boundary of the real text (a group, not a digit
+            # run). One that ends inside a run is retried before the whole run: a group less.
+            if _word_char(text[end : end + 1]):
+                while end > start and _word_char(text[end - 1]):
+                    end -= 1
+                endpos = end
+                continue
+            span = shorter.span("secret") if has_secret_group else shorter.span()
+            if rule.validator(text[span[0] : span[1]]) is not False:
                 return shorter
-            endpos = shorter.end() - 1
+            endpos = end - 1
         return None
 
     def _sql_candidates(self, text: str) -> Iterator[_Candidate]:
@@ -830,6 +834,10 @@ class Redactor:
             logging.getLogger("redactor.internal").warning(
                 "redaction failed (%s); value replaced by %s", where, FAILED_PLACEHOLDER
             )
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _anchored_matches(
