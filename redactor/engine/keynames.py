@@ -393,6 +393,17 @@ _COOKIE_ATTRIBUTES = frozenset(
         "comment",
     ]
 )
+# Cookies that analytics and consent scripts set in the browser (Google Analytics and Ads,
+# Meta, Microsoft Clarity and UET, Hotjar, Matomo, Segment, Amplitude, Mixpanel, Yandex;
+# OneTrust, Cookiebot, IAB TCF and US privacy strings): visitor counters and consent choices
+# that no server issues and no server accepts as a login, kept for debugging like the
+# attributes. A session cookie under any other name is masked.
+_ANALYTICS_COOKIE = re.compile(
+    r"_ga(?:_\w+)?|_gid|_gat(?:_\w+)?|_gcl_\w+|_fb[pc]|_cl(?:ck|sk)|_hj\w+|_uet[sv]id"
+    r"|__utm[abcztv]|ajs_(?:anonymous|user)_id|_pk_(?:id|ses)[\w.]*|amplitude_id\w*|_ym_\w+"
+    r"|mp_\w+_mixpanel|OptanonConsent|OptanonAlertBoxClosed|CookieConsent|euconsent(?:-v2)?"
+    r"|usprivacy"
+)
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
 _COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
@@ -425,7 +436,7 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         else:
             name = part.strip()
             value_start = start
-        if name.lower() not in _COOKIE_ATTRIBUTES:
+        if name.lower() not in _COOKIE_ATTRIBUTES and not _ANALYTICS_COOKIE.fullmatch(name):
             value = header[value_start:end]
             stripped = value.strip().strip('"')
             # a lone value is the cookie itself, whatever it looks like

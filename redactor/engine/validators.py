@@ -355,6 +355,14 @@ def _is_code_reference(core: str) -> bool:
 _RATIO = re.compile(r"[0-9]{1,6}/[0-9]{1,6}")
 
 
+# Stripe's ids for its objects (tokenised cards, payment methods, customers, charges): they
+# name an object that only the account's secret key can use, as a database key would. Client
+# secrets (pi_…_secret_…) and keys (sk_live_…, rk_live_…) are not of this shape.
+_STRIPE_OBJECT_ID = re.compile(
+    r"(?:tok|btok|pm|card|src|ba|cus|ch|py|pi|seti|in|sub|evt|txn|re|po|tr)_[A-Za-z0-9]{14,34}"
+)
+
+
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
     tools'), templates, status words, code (a variable or a call in a traceback's source
@@ -390,6 +398,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
     if "(" in core and _REPR.match(core):
         return False
+    if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
+        return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 

@@ -297,9 +297,16 @@ def test_name_value_pairs_mask_the_value_of_a_named_key(engine: Redactor) -> Non
 COOKIE_HEADERS = [
     # (header value, the cookies' values, what stays)
     (  # settings are no credentials: theme, lang
-        "theme=dark; JSESSIONID=2284429E41AB73F3; _ga=GA1.2.1262064.17227; lang=en-US",
-        ["2284429E41AB73F3", "GA1.2.1262064.17227"],
-        ["theme=dark; JSESSIONID=", "; _ga=", "; lang=en-US"],
+        "theme=dark; JSESSIONID=2284429E41AB73F3; lang=en-US",
+        ["2284429E41AB73F3"],
+        ["theme=dark; JSESSIONID=", "; lang=en-US"],
+    ),
+    (  # analytics scripts' visitor and visit counters stay; the session does not
+        "_ga=GA1.2.1262064.17227; _ga_2EU0F72P90=GS1.1.1732295101.48.1.1732814725.0.0.0; "
+        "_gcl_au=1.1.721; _fbp=fb.1.1732.99; _hjSession_37287=eyJpZCI6IjEyMyJ9; "
+        "laravel_session=eyJpdiI6IlpXRjJRRlI2",
+        ["eyJpdiI6IlpXRjJRRlI2"],
+        ["_ga=GA1.2.1262064.17227", "GS1.1.1732295101.48", "_fbp=fb.1.1732.99", "eyJpZCI6IjEyMyJ9"],
     ),
     (
         "__Host-session=gp7hrPwHvwztCEK; Path=/; Secure; HttpOnly; Max-Age=1209600",

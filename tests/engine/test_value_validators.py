@@ -71,6 +71,9 @@ def test_session_values_look_issued() -> None:
         "settings.db.password",  # a name in code
         "0/1",  # a count of a total (Postfix's auth=0/1)
         "WPA2_PSK",  # a constant's name (auth=WPA2_PSK)
+        "tok_Vmc4F1LbhOTKeMKT49iPf7l5",  # Stripe's ids for its objects: references
+        "pm_ACl24Ch8n0rJtcqxTsRTUJ0x",
+        "seti_1NqA8bL3kLmN0pR5tYvB2c",
     ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
@@ -80,6 +83,9 @@ def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> 
 def test_a_password_is_not_a_placeholder() -> None:
     assert not_placeholder_like("Hunter2pass!")
     assert not_placeholder_like("(Hunter2)")  # parentheses around more than a word
+    # Stripe's secrets are not object ids
+    assert not_placeholder_like("pi_3KVweUWYbVidiJLk4FNTQiHS_secret_liC5RtxxQrLd0RcQu16oJ3fxB")
+    assert not_placeholder_like("rk_live_51AbCdEfGhIjKlMnOpQrStUvWx")
 
 
 @pytest.mark.parametrize(
