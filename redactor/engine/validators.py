@@ -394,6 +394,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
     if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
+    if first == "-" and core[1:].isdigit():
+        return False  # a negative number: Cassandra's partition "token -668573621372679220"
     if first.isdigit() and _RATIO.fullmatch(core):
         return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
     if "(" in core and _REPR.match(core):

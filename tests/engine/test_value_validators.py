@@ -71,6 +71,7 @@ def test_session_values_look_issued() -> None:
         "settings.db.password",  # a name in code
         "0/1",  # a count of a total (Postfix's auth=0/1)
         "WPA2_PSK",  # a constant's name (auth=WPA2_PSK)
+        "-668573621372679220",  # a signed number (a Cassandra partition token)
         "tok_Vmc4F1LbhOTKeMKT49iPf7l5",  # Stripe's ids for its objects: references
         "pm_ACl24Ch8n0rJtcqxTsRTUJ0x",
         "seti_1NqA8bL3kLmN0pR5tYvB2c",
