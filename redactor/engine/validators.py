@@ -259,8 +259,8 @@ _AWS_PREFIXES = (
 
 def aws_key_id(value: str) -> bool:
     """AWS access key ids: a known 4-letter prefix and a base32 (A-Z2-7) body of 16."""
-    if len(value) != 20 or not value.startswith(_AWS_PREFIXES):
-        return False
+    if len(value) != 20 or not value.startswith(_AWS_PREFIXES) or "XXXXXXXX" in value:
+        return False  # ASIAXXXXXXXXXXXXVTSZ: CloudTrail's own mask
     return all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value[4:])
 
 
@@ -284,6 +284,7 @@ _PLACEHOLDER_WORDS = frozenset(
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
     # "[FILTERED]", GitLab "[MASKED]")
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
+    | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private"}
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
@@ -363,6 +364,18 @@ _STRIPE_OBJECT_ID = re.compile(
 )
 
 
+# Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ), a sample
+# value in an example file (your-key-here, YOUR_API_TOKEN), and keys that are public by design:
+# Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's application ids and
+# Adyen's client keys (live_ and 32 capitals and digits), all of which browsers are sent.
+_SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
+_SAMPLE_VALUE = re.compile(r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)")
+_PUBLIC_KEY = re.compile(r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}")
+# What other tools write in place of a value, as prose: "connected (token hidden)".
+_MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
+_WORDS = re.compile(r"[a-z]+")
+
+
 def not_placeholder_like(value: str) -> bool:
     """Rejects values that are obviously not secrets: one repeated char, masks (ours and other
     tools'), templates, status words, code (a variable or a call in a traceback's source
@@ -377,8 +390,10 @@ def not_placeholder_like(value: str) -> bool:
     chars = set(core)
     if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core:
         return False
-    if core[0] == "[" and core[-1] == "]":
-        core = core[1:-1]  # [FILTERED], [hidden]: another tool's mask
+    if core[0] in "[*" and core[-1] in "]*":
+        core = core.strip("[]*")  # [FILTERED], **redacted**: another tool's mask
+        if not core:
+            return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
     if core.startswith(_NOT_VALUE_PREFIXES):
@@ -402,6 +417,10 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
+    if _SHORTENED.fullmatch(core) or _SAMPLE_VALUE.fullmatch(core) or _PUBLIC_KEY.fullmatch(core):
+        return False
+    if " " in core and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
+        return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
 

@@ -75,6 +75,17 @@ def test_session_values_look_issued() -> None:
         "tok_Vmc4F1LbhOTKeMKT49iPf7l5",  # Stripe's ids for its objects: references
         "pm_ACl24Ch8n0rJtcqxTsRTUJ0x",
         "seti_1NqA8bL3kLmN0pR5tYvB2c",
+        "sk-...QCyF",  # a key cut down for display
+        "AKIA\u2026WXYZ",
+        "your-key-here",  # an example file's sample values
+        "YOUR_API_TOKEN",
+        "paste_token_here",
+        "connected (token hidden)",  # another tool's mask, in words
+        "**redacted**",
+        "[PROTECTED]",
+        "pk.eyJ1IjoiaG9vbGktbWFwcyIsImEiOiJvZmw3a3VwMjA2Z2U3MHpx",  # public by design: Mapbox
+        "sq0idp-patT9VLCB_S2uwvdqeD0tY",  # a Square application id
+        "live_8CQM422J02L0H5CLBUUSARXPXELPHQGX",  # an Adyen client key
     ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
@@ -87,6 +98,10 @@ def test_a_password_is_not_a_placeholder() -> None:
     # Stripe's secrets are not object ids
     assert not_placeholder_like("pi_3KVweUWYbVidiJLk4FNTQiHS_secret_liC5RtxxQrLd0RcQu16oJ3fxB")
     assert not_placeholder_like("rk_live_51AbCdEfGhIjKlMnOpQrStUvWx")
+    # a password with dots in it, one that starts with "your", words that are no mask
+    assert not_placeholder_like("tr0ub4dor...x9Zq2w")
+    assert not_placeholder_like("yourMom1987!")
+    assert not_placeholder_like("correct horse battery staple")
 
 
 @pytest.mark.parametrize(
