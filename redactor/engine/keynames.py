@@ -25,9 +25,11 @@ MAX_VALUE_CHARS = 4096
 # Credential schemes kept visible in front of the masked value ("Bearer [password#...]").
 # The patterns are case-sensitive except where case does not matter (key names, schemes,
 # URL escapes): a case-insensitive pattern costs the regex engine about 25% more per try.
+# Vendors name schemes of their own after their product, ending in Key or Token (SocureApiKey,
+# GenieKey): any such capitalised word counts.
 _SCHEME_WORDS = (
-    r"(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
-    r"|GenieKey|ShippoToken|DeepL-Auth-Key)"
+    r"(?:(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
+    r"|DeepL-Auth-Key)|[A-Z][A-Za-z]{1,30}(?:Key|Token))"
 )
 _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
@@ -235,13 +237,17 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # letters of any script or a lowercase identifier ("ERROR in credentials: payment_intent",
     # "Passwort: geändert"). A conditional on the separator keeps one copy of the value
     # grammar: compiling is half the work of two copies.
+    # A logger's or component's name before its message: "auth: AUTH0_DOMAIN=acme.io",
+    # "DEBUG in auth: form=ImmutableMultiDict(...)"; but a cookie header is name=value pairs.
+    message = r"|[A-Za-z][A-Za-z0-9]{0,30}_[\w.\-]{1,60}=(?!=)"
+    if value_kind not in ("line", "cookies"):
+        message += r"|[a-z][a-z_]{1,39}=(?!=)"
     prose_guard = (
         rf"(?(colon)(?![^\W\d_]{{1,16}}(?:{_END_OF_WORD}|$)"
         rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
-        # a logger's or component's name before its message: "auth: AUTH0_DOMAIN=acme.io"
-        r"|[A-Za-z][A-Za-z0-9]{0,30}_[\w.\-]{1,60}=(?!=)"
+        + message
         # kubectl describe secret: "token:      953 bytes"
-        rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)))"
+        + rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)))"
     )
     # A quoted value is matched as runs between escapes, not a character at a time. The runs
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
@@ -268,9 +274,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
     # a line break (an escaped one too), then the value field.
     # A field such as CloudTrail's "type":"String" may stand between the two, and OTLP wraps
-    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}}.
+    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}}. Spring Boot
+    # Actuator's /env nests it under the name: "DB_PASSWORD":{"value":"...","origin":...}.
     named_value = (
-        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16})"""
+        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
         r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}"[^"\r\n]{0,40}"\s{0,3},\s{0,3})?(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
         r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3})?"""
@@ -292,7 +299,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""|(?:\\{{0,3}}["']|&quot;)?(?::(?:protected|private|public)|:[\w\\]{{1,80}}:private)?"""
         rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
-        rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:|\uff1a)){space}"""
+        rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:(?!:)|\uff1a)){space}"""
         # A directive and its quoted value (Valve's rcon_password "abc", ipsec.secrets' PSK
         # "abc", Redis' requirepass "abc"): one token in quotes after spaces, with a digit or
         # a symbol in it. In prose the word names a resource: secret "db-creds" not found,
@@ -301,7 +308,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         r"""(?=[^\s"']{0,255}[0-9!#$%^&*+=~?@])[^\s"']{1,256}(?P=q)(?![^\s,;)\]}]))"""
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
         # guarded as after a colon (a plain word there is a header or a note).
-        rf"""|[ \t]{{1,{_ALIGNMENT}}}(?P<colon>\|)[ \t]{{1,{_ALIGNMENT}}}"""
+        # Box-drawing tables too (│ NEXTAUTH_SECRET │ abc │), as CLIs print secrets listings.
+        rf"""|[ \t]{{1,{_ALIGNMENT}}}(?P<colon>[|\u2502\u2503])[ \t]{{1,{_ALIGNMENT}}}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
         # four dots at least: "Checking password... done" is a progress message.
@@ -347,8 +355,8 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...)
     r"""|\\?"(?:\\r\\n){2}"""
-    # a table's next cell, or a directive's quoted value
-    rf"""|[\t ]{{1,{_ALIGNMENT}}}\|[\t ]|[\t ]{{1,3}}["'][^\s"']"""
+    # a table's next cell (│ and ┃ of box-drawing tables too), or a directive's quoted value
+    rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|[\t ]{{1,3}}["'][^\s"']"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""

@@ -209,7 +209,7 @@ KEYNAME_CASES = [
     ("header-auth", "Authorization: Basic YWRtaW46cGFzc3dvcmQ=", "YWRtaW46cGFzc3dvcmQ=", None),
     ("header-cookie", "Cookie: session=8f7e6d5cQ1; theme=dark", "8f7e6d5cQ1", "cookie"),
     ("env", "DB_PASSWORD=Tr0ub4dorXyz", "Tr0ub4dorXyz", "password"),
-    ("env-export", "export GH_TOKEN=anything_goes_here", "anything_goes_here", "token"),
+    ("env-export", "export GH_TOKEN=any_shape_at_all", "any_shape_at_all", "token"),
     ("env-quoted", "STRIPE_SECRET_KEY='q1w2e3r4t5y6'", "q1w2e3r4t5y6", "secret"),
     ("yaml", "  password: Zq8vN2pLx4Rt", "Zq8vN2pLx4Rt", "password"),
     ("yaml-quoted", '  api_key: "k7Hd92LmQpW3"', "k7Hd92LmQpW3", "api_key"),
