@@ -39,10 +39,11 @@ _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\?]"""
 # An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
 # the next field, not the value, and so is a lower-case key with an empty value of its own
-# ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, and
-# so is anything after ":" (password: Pa=ss9).
+# ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, also
+# before an escaped line break (PrivateKey = EHzK…o34=\nAddress = …), and so is anything
+# after ":" (password: Pa=ss9).
 _NEXT_FIELD = (
-    r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]]|$)"
+    r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]\\]|$)"
     r"|[a-z_][a-z_.\-]{0,63}=(?:[ \t]|$)))"
 )
 # Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), SQL Server's national

@@ -320,6 +320,11 @@ _CODE_OWNERS = frozenset(
     | {"context", "request", "req", "args", "opts", "options", "params", "secrets", "creds"}
     | {"credentials", "vault", "data", "payload", "form", "body", "obj"}
 )
+# A PowerShell cmdlet: $pw = Read-Host -AsSecureString, $pw = Get-Content C:\svc.cred.
+_CMDLET = re.compile(
+    r"(?:Get|Set|Read|New|Import|Export|ConvertTo|ConvertFrom|Invoke|Select|Out|Write|Add"
+    r"|Remove|Test|Start|Stop|Join|Split|Format|Resolve)-[A-Z][A-Za-z]{1,40}"
+)
 # An object's repr with its fields (PostAuthenticationToken(user="ana", ...)): no value.
 _REPR = re.compile(r"[A-Za-z_][\w.\\]{0,100}\([A-Za-z_]\w{0,40}=")
 
@@ -415,6 +420,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
     if "(" in core and _REPR.match(core):
         return False
+    if "-" in core and _CMDLET.fullmatch(core):
+        return False
     if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
     if _SHORTENED.fullmatch(core) or _SAMPLE_VALUE.fullmatch(core) or _PUBLIC_KEY.fullmatch(core):
@@ -495,17 +502,22 @@ def session_value(value: str) -> bool:
 _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 
+# Splunk's search job ids, which its logs call "sid": scheduler__admin__search__RMD5…_at_…_478.
+_SPLUNK_SID = re.compile(r"\w{1,40}__\w{1,80}_at_[0-9]{9,11}_[0-9]{1,9}")
+
+
 def session_cookie(value: str) -> bool:
     """A session cookie's value under a name as generic as "session" or "sid": 20+ characters
     with letters and digits (a state or a count under that name is none: session=finished; a
     16-character id is a log's correlation id: Dovecot's session=AtP3v2QHdT8vEBNu), and not
-    one of Twilio's resource ids, which its logs also call "sid"."""
+    one of Twilio's resource ids or Splunk's search ids, which their logs also call "sid"."""
     core = value.strip("\"'")
     return (
         len(core) >= 20
         and any(c.isdigit() for c in core)
         and any(c.isalpha() for c in core)
         and not _TWILIO_SID.fullmatch(core)
+        and not _SPLUNK_SID.fullmatch(core)
         and _issued_session(core)
         and not_placeholder_like(core)
     )

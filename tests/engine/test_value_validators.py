@@ -83,6 +83,7 @@ def test_session_values_look_issued() -> None:
         "connected (token hidden)",  # another tool's mask, in words
         "**redacted**",
         "[PROTECTED]",
+        "Read-Host",  # a PowerShell cmdlet: $pw = Read-Host -AsSecureString
         "pk.eyJ1IjoiaG9vbGktbWFwcyIsImEiOiJvZmw3a3VwMjA2Z2U3MHpx",  # public by design: Mapbox
         "sq0idp-patT9VLCB_S2uwvdqeD0tY",  # a Square application id
         "live_8CQM422J02L0H5CLBUUSARXPXELPHQGX",  # an Adyen client key
