@@ -8,8 +8,12 @@ every row of a multi-row INSERT (``VALUES (...), (...)``) and of a list of param
 (``params=[(...), (...)]``, as ``executemany`` logs them).
 
 PostgreSQL logs the values bound to ``$n`` placeholders apart from the statement
-(``DETAIL:  parameters: $1 = 'a@b.c', $2 = 'hunter2'``); a placeholder takes the column it
-stands for in the INSERT's VALUES or in a ``column = $n`` comparison or assignment.
+(``DETAIL:  parameters: $1 = 'a@b.c', $2 = 'hunter2'``), and Entity Framework those bound to
+``@p0`` (``[Parameters=[@p0='hunter2' (Size = 7)], ...]``); a placeholder takes the column it
+stands for in the INSERT's VALUES or in a ``column = $n`` comparison or assignment. ORMs that
+log the values as a list after the statement (Prisma's ``Params: [...]``, Ecto's trailing
+``[...]``, Doctrine's ``"params":{"1": ...}``, ``args=(...)``) pair them with the statement's
+placeholders by position: ``$n`` is the n-th value, and ``?`` or ``%s`` count in order.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ import regex
 from redactor.engine.keynames import KeyNameMatcher
 from redactor.engine.rules import KeyNameRule
 
-#: Stage-1 trigger: only lines holding an INSERT or PostgreSQL's bound parameters are parsed.
-TRIGGER = r"(?i)insert[ \t]+into|parameters:[ \t]*\$[0-9]"
+#: Stage-1 trigger: only lines holding an INSERT, or bound values listed by name, in a list
+#: after a keyword, or after Ecto's "QUERY OK", are parsed.
+TRIGGER = (
+    r"(?i)insert[ \t]+into|parameters:[ \t]*\$[0-9]|parameters=\[@"
+    r"|(?:args|params|parameters|bindings)[\"']?[ \t]*[=:][ \t]*[\[({]|QUERY (?:OK|ERROR)"
+)
 
 _INSERT = (
     r"""(?i)insert\s+into\s+[\w."`\[\]]{1,200}\s*\((?P<columns>[^()]{1,4000})\)\s*values\s*\("""
@@ -33,15 +41,26 @@ _INSERT = (
 _PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]\s*\(?"""
 # Between one row's tuple and the next.
 _NEXT_ROW = r"""\s*\)\s*,\s*\("""
-# PostgreSQL's bound values, and the columns their placeholders stand for outside an INSERT.
-_PG_PARAMETERS = r"""(?i)\bparameters:[ \t]*(?=\$[0-9])"""
-# "= $n": the column is the name right before it (found backwards, so the search starts at a
-# literal rather than at every character of every word).
-_EQUALS_PLACEHOLDER = r"""=\s*\$(?P<n>[0-9]{1,4})(?![0-9])"""
+# Listings of bound values by name: PostgreSQL's "parameters: $1 = ..." and Entity
+# Framework's "[Parameters=[@p0=...".
+_NAMED_PARAMETERS = r"""(?i)\bparameters(?::[ \t]*(?=\$[0-9])|=\[(?=@))"""
+# A statement's placeholders in order, each maybe after "=" (its column is then the name
+# right before, found backwards so the search starts at a literal rather than at every
+# character of every word): $n, @name, and the positional ? and %s.
+_STATEMENT_PLACEHOLDER = (
+    r"""(?P<eq>=\s*)?(?:\$(?P<n>[0-9]{1,4})(?![0-9])|@(?P<name>\w{1,64})|(?P<pos>\?|%s))"""
+)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.\"`[]")
-_PLACEHOLDER = r"""\$(?P<n>[0-9]{1,4})"""
-# One entry of PostgreSQL's listing, up to its literal: "$2 = ".
-_BOUND = r"""\s*\$(?P<n>[0-9]{1,4})\s*="""
+_PLACEHOLDER = r"""\$[0-9]{1,4}|@\w{1,64}"""
+# One entry of a listing by name, up to its literal: "$2 = ", "@p0=".
+_BOUND = r"""\s*(?P<ph>\$[0-9]{1,4}|@\w{1,64})\s*="""
+# Entity Framework's notes after a value: (Nullable = false) (Size = 40) (DbType = String)
+_ANNOTATIONS = r"""(?:\s*\([^()]{0,80}\))*"""
+# Where a statement starts, and a list of values logged after it by position.
+_STATEMENT = r"""(?i)\b(?:select|update|delete|insert|with)\b"""
+_POSITIONAL = r"""(?i)\b(?:args|params|parameters|bindings)["']?\s*[=:]\s*(?P<open>[\[({])"""
+# Doctrine's params object: {"1": value, "2": value} (1-based positions).
+_NUMBERED = r"""\s*"(?P<k>[0-9]{1,4})"\s*:"""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
 # placeholder, or a call such as now().
 _LITERAL = (
@@ -120,41 +139,138 @@ def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int,
                         placeholders[text[s:e]] = rule
                     else:
                         yield s, e, rule
-    if "$" in text:
-        yield from _bound_parameters(text, keys, placeholders)
+    yield from _bound_parameters(text, keys, placeholders)
 
 
 def _bound_parameters(
     text: str, keys: KeyNameMatcher, placeholders: dict[str, KeyNameRule]
 ) -> Iterator[tuple[int, int, KeyNameRule]]:
-    """Values in PostgreSQL's ``parameters: $1 = '...', $2 = '...'`` whose placeholder stands
-    for a covered column (``placeholders`` from INSERTs, and ``column = $n`` found here)."""
-    for m in _compiled(_EQUALS_PLACEHOLDER).finditer(text):
-        end = m.start()
-        while end > 0 and text[end - 1] in " \t":
-            end -= 1
-        start = end
-        while start > 0 and end - start < 200 and text[start - 1] in _NAME_CHARS:
-            start -= 1
-        rule = keys.match(_columns(text[start:end])[0]) if start < end else None
-        if rule is not None:
-            placeholders.setdefault("$" + m.group("n"), rule)
-    if not placeholders:
-        return
+    """Values bound to placeholders that stand for a covered column (``placeholders`` from
+    INSERTs, and ``column = $n`` found here), in a listing by name or a list by position.
+
+    A placeholder is known by its name ("$2", "@p0") and, for ? and %s, by its position in
+    its statement ("#0" is the first). A list by position belongs to the statement right
+    before it (Doctrine logs the statement twice, then the values).
+    """
+    listings = list(_compiled(_NAMED_PARAMETERS).finditer(text))
+    lists: list[regex.Match[str]] = list(_compiled(_POSITIONAL).finditer(text))
+    trailing = _trailing_list(text)
+    if trailing is not None:
+        lists.append(trailing)
+    starts = [m.start() for m in _compiled(_STATEMENT).finditer(text)]
+    stops = sorted([m.start() for m in listings] + [m.start() for m in lists] + starts[1:])
+    by_statement: list[tuple[int, dict[str, KeyNameRule]]] = []
+    for start in starts:
+        end = next((stop for stop in stops if stop > start), len(text))
+        found: dict[str, KeyNameRule] = {}
+        count = 0
+        for m in _compiled(_STATEMENT_PLACEHOLDER).finditer(text, start, end):
+            if m.group("pos") is not None:
+                key = f"#{count}"
+                count += 1
+            else:
+                key = "$" + m.group("n") if m.group("n") else "@" + m.group("name")
+            rule = _column_before(text, m.start(), keys) if m.group("eq") is not None else None
+            if rule is not None:
+                found.setdefault(key, rule)
+                if key[0] != "#":
+                    placeholders.setdefault(key, rule)
+        by_statement.append((start, found))
+    if placeholders:
+        for listing in listings:
+            yield from _named_values(text, listing.end(), placeholders)
+    for values in lists:
+        own = next((f for s, f in reversed(by_statement) if s < values.start()), {})
+        if own or placeholders:
+            yield from _positional_values(text, values, {**placeholders, **own})
+
+
+def _trailing_list(text: str) -> regex.Match[str] | None:
+    """The list that ends a line, as Ecto logs its values after the statement
+    (``... WHERE "id" = $3 ["a", ~N[2024-05-17 11:57:45]]``): found by walking back over the
+    brackets from the end, which is linear however many brackets the line holds."""
+    end = len(text.rstrip())
+    if end == 0 or text[end - 1] != "]":
+        return None
+    depth = 0
+    for pos in range(end - 1, max(-1, end - 1 - 8192), -1):
+        char = text[pos]
+        if char == "]":
+            depth += 1
+        elif char == "[":
+            depth -= 1
+            if depth == 0:
+                opens_list = pos > 0 and text[pos - 1] == " "
+                return _compiled(r"\[").match(text, pos) if opens_list else None
+    return None
+
+
+def _column_before(text: str, end: int, keys: KeyNameMatcher) -> KeyNameRule | None:
+    """The key-name rule covering the column named right before ``end`` (an "=")."""
+    while end > 0 and text[end - 1] in " \t":
+        end -= 1
+    start = end
+    while start > 0 and end - start < 200 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    return keys.match(_columns(text[start:end])[0]) if start < end else None
+
+
+def _named_values(
+    text: str, pos: int, placeholders: dict[str, KeyNameRule]
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """The covered values of a listing by name: ``$1 = 'a', $2 = 'b'``, ``@p0='a' (Size = 1)``."""
     literal = _compiled(_LITERAL)
     bound = _compiled(_BOUND)
-    for listing in _compiled(_PG_PARAMETERS).finditer(text):
+    annotations = _compiled(_ANNOTATIONS)
+    while True:
+        name = bound.match(text, pos)
+        value = literal.match(text, name.end()) if name is not None else None
+        if name is None or value is None:
+            return
+        rule = placeholders.get(name.group("ph"))
+        s, e = _literal_span(value)
+        if rule is not None and e > s:
+            yield s, e, rule
+        pos = annotations.match(text, value.end()).end()  # type: ignore[union-attr]
+        if pos >= len(text) or text[pos] != ",":
+            return
+        pos += 1
+
+
+def _positional_values(
+    text: str, listing: regex.Match[str], placeholders: dict[str, KeyNameRule]
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """The covered values of a list by position: the n-th is "$n" and "#n-1"."""
+    if listing.group() == "[":  # a trailing list, at its bracket
+        spans, _ = _values(text, listing.end())
+        yield from _by_position(spans, placeholders)
+        return
+    if listing.group("open") == "{":
+        literal = _compiled(_LITERAL)
+        numbered = _compiled(_NUMBERED)
         pos = listing.end()
-        while True:
-            name = bound.match(text, pos)
-            value = literal.match(text, name.end()) if name is not None else None
-            if name is None or value is None:
-                break
-            rule = placeholders.get("$" + name.group("n"))
+        while (key := numbered.match(text, pos)) is not None:
+            value = literal.match(text, key.end())
+            if value is None:
+                return
+            n = int(key.group("k"))
+            rule = placeholders.get(f"${n}") or placeholders.get(f"#{n - 1}")
             s, e = _literal_span(value)
             if rule is not None and e > s:
                 yield s, e, rule
             pos = value.end()
             if pos >= len(text) or text[pos] != ",":
-                break
+                return
             pos += 1
+        return
+    spans, _ = _values(text, listing.end())
+    yield from _by_position(spans, placeholders)
+
+
+def _by_position(
+    spans: list[tuple[int, int]], placeholders: dict[str, KeyNameRule]
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    for index, (s, e) in enumerate(spans):
+        rule = placeholders.get(f"${index + 1}") or placeholders.get(f"#{index}")
+        if rule is not None and e > s:
+            yield s, e, rule

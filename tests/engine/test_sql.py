@@ -103,3 +103,74 @@ def test_postgres_bound_parameters(
 def test_postgres_parameters_without_a_covered_column_are_untouched(engine: Redactor) -> None:
     text = "LOG:  statement: SELECT $1::text AS note DETAIL:  parameters: $1 = 'nothing here'"
     assert engine.redact(text) is text
+
+
+@pytest.mark.parametrize(
+    ("line", "secret", "kept"),
+    [
+        # Entity Framework: values listed by name, then the statement
+        (
+            "Executed DbCommand (81ms) [Parameters=[@p0='NYjPw3r7jipXr5zwzDKgGs4' (Nullable = "
+            "false) (Size = 23), @p1='1139'], CommandType='Text'] INSERT INTO \"ApiClients\" "
+            '("OauthClientSecret", "CustomerId") VALUES (@p0, @p1)',
+            "NYjPw3r7jipXr5zwzDKgGs4",
+            "@p1='1139'",
+        ),
+        (
+            "Executed DbCommand (3ms) [Parameters=[@__token_0='ZmM3NjQ2YjE5OTk3ZjEx' (Size = 4000)]"
+            ", CommandType='Text'] SELECT TOP(1) [u].[Id] FROM [Users] AS [u] WHERE "
+            "[u].[RefreshToken] = @__token_0",
+            "ZmM3NjQ2YjE5OTk3ZjEx",
+            "SELECT TOP(1)",
+        ),
+        # Prisma: $n is the n-th value of the list after the statement
+        (
+            'prisma:query UPDATE "Integration" SET "secret" = $1 WHERE "Integration"."id" = $2 '
+            'Params: ["Galaxy3671!",589] Duration: 47ms',
+            "Galaxy3671!",
+            ",589] Duration: 47ms",
+        ),
+        # Ecto: the list ends the line
+        (
+            'QUERY OK source="credentials" db=5.9ms UPDATE "credentials" SET "secret" = $1, '
+            '"updated_at" = $2 WHERE "id" = $3 ["Violet246!", ~N[2024-05-17 11:57:45], 42]',
+            "Violet246!",
+            "~N[2024-05-17 11:57:45], 42]",
+        ),
+        # Doctrine: ? counts in order, the statement logged twice, values keyed 1, 2, ...
+        (
+            "doctrine.DEBUG: Executing statement: UPDATE integration SET secret = ? WHERE id = ? "
+            '(parameters: {params}, types: {types}) {"sql":"UPDATE integration SET secret = ? '
+            'WHERE id = ?","params":{"1":"0d46e24f60f5aa5fcbb22f52706cc726","2":432}}',
+            "0d46e24f60f5aa5fcbb22f52706cc726",
+            '"2":432',
+        ),
+        # Django: %s in order, the values as args=(...)
+        (
+            'django.db.backends: (0.001) SELECT "p"."id" FROM "p" WHERE "p"."name" = %s AND '
+            "\"p\".\"api_key\" = %s LIMIT 21; args=('acme', 'K0AC6lumIWM7FIz8nGOPRGq5'); "
+            "alias=default",
+            "K0AC6lumIWM7FIz8nGOPRGq5",
+            "args=('acme', ",
+        ),
+    ],
+)
+def test_values_bound_by_name_or_position(
+    engine: Redactor, line: str, secret: str, kept: str
+) -> None:
+    out = engine.redact(line)
+    assert secret not in out and kept in out
+
+
+def test_positional_values_of_uncovered_columns_are_untouched(engine: Redactor) -> None:
+    text = 'prisma:query SELECT "id" FROM "User" WHERE "email" = $1 Params: ["ana@example.com"]'
+    assert engine.redact(text) is text
+    text = "celery task ok args=('report', 42) kwargs={}"
+    assert engine.redact(text) is text
+
+
+def test_a_long_line_of_brackets_stays_linear(engine: Redactor) -> None:
+    # The trailing list is found by walking back from the end, at most 8 KB: no search per "[".
+    text = "QUERY OK UPDATE t SET password = $1 " + " [x" * 200_000 + " [1]"
+    out = engine.redact(text)
+    assert out.endswith(" [1]")
