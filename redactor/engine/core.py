@@ -608,6 +608,8 @@ class Redactor:
             chosen = _split_into_masked_spans(text, chosen)
         if not chosen:
             return text
+        if len(chosen) <= _REPEATS_UP_TO:
+            chosen = _with_repeats(text, chosen)
         pieces = self._mask_spans(
             text, ((c.start, c.end, c.rule) for c in chosen), trace_id, findings, path
         )
@@ -927,6 +929,42 @@ def _resolve_overlaps(
                     chosen.append(cand)
     chosen.sort(key=lambda c: c.start)
     return chosen
+
+
+#: A secret found once is masked wherever else the same text repeats it as a whole word:
+#: ORMs log a statement with its values in and then the values again (args=(...)), JSON logs
+#: repeat the message in a field. Only values this long count (a short one, such as a PIN,
+#: is a common number elsewhere in the line), and only up to this many findings per text
+#: (each is one search of the text).
+_REPEAT_MIN_CHARS = 8
+_REPEATS_UP_TO = 16
+
+
+def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
+    """``chosen`` with every other whole-word occurrence of a chosen span's text, masked by the
+    same rule, where no span is taken yet; sorted."""
+    taken = [(c.start, c.end) for c in chosen]
+    extra: list[_Candidate] = []
+    seen: set[str] = set()
+    for cand in chosen:
+        value = text[cand.start : cand.end]
+        if len(value) < _REPEAT_MIN_CHARS or value in seen:
+            continue
+        seen.add(value)
+        pos = text.find(value)
+        while pos >= 0:
+            end = pos + len(value)
+            if (
+                not (pos > 0 and _word_char(text[pos - 1]))
+                and not (end < len(text) and _word_char(text[end]))
+                and not any(s < end and pos < e for s, e in taken)
+            ):
+                taken.append((pos, end))
+                extra.append(_Candidate(pos, end, cand.rule, pos))
+            pos = text.find(value, end)
+    if not extra:
+        return chosen
+    return sorted(chosen + extra, key=lambda c: c.start)
 
 
 def _split_into_masked_spans(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
