@@ -374,8 +374,12 @@ _STRIPE_OBJECT_ID = re.compile(
 # Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's application ids and
 # Adyen's client keys (live_ and 32 capitals and digits), all of which browsers are sent.
 _SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
-_SAMPLE_VALUE = re.compile(r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)")
-_PUBLIC_KEY = re.compile(r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}")
+_SAMPLE_VALUE = re.compile(
+    r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)"
+)
+_PUBLIC_KEY = re.compile(
+    r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
+)
 # What other tools write in place of a value, as prose: "connected (token hidden)".
 _MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
 _WORDS = re.compile(r"[a-z]+")
