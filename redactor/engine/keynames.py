@@ -217,7 +217,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         )
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()): a
-        # name, with dots maybe, right before "(" (a key with other symbols is no name).
+        # name, with dots or dashes maybe, right before "(" (Dovecot's "auth: passwd-file(…)";
+        # a key with other symbols is no name), nor a dotted name subscripted (Alloy's
+        # password = remote.kubernetes.secret.creds.data["password"]).
         # Nor cut short by a template (password: postgres://app:${DB_PASSWORD}@db).
         # Nor the first parameter of a scheme's list (Digest username="...", OAuth
         # oauth_consumer_key="..."): its secrets are parameters with names of their own.
@@ -226,7 +228,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A "?" before another name= ends the value (a game server's command line:
         # ?ServerAdminPassword=abc?MaxPlayers=70).
         bare = (
-            rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$]{{1,{MAX_VALUE_CHARS}}}\()"""
+            rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$\-]{{1,{MAX_VALUE_CHARS}}}\("""
+            rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\[)"""
             rf"(?P<secret>(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
             rf"{{1,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
         )
@@ -260,8 +263,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf'|"""(?P<secret>[^"\r\n]{{1,{n}}})"""'
         rf'|{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
         rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
-        # Rust's Debug of an Option: password: Some("abc")
+        # Rust's Debug of an Option: password: Some("abc"); an Erlang binary: <<"abc">>
         rf'|Some\("(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"\)'
+        rf'|<<"(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})">>'
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
@@ -275,13 +279,15 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
     # a line break (an escaped one too), then the value field.
     # A field such as CloudTrail's "type":"String" may stand between the two, and OTLP wraps
-    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}}. Spring Boot
+    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}} (Go's SDK:
+    # {"Type":"STRING","Value":"..."}). Spring Boot
     # Actuator's /env nests it under the name: "DB_PASSWORD":{"value":"...","origin":...}.
     named_value = (
         r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
         r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}"[^"\r\n]{0,40}"\s{0,3},\s{0,3})?(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
-        r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3})?"""
+        r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3}"""
+        r"""|\{\s{0,3}"Type"\s{0,3}:\s{0,3}"[A-Za-z]{1,20}"\s{0,3},\s{0,3}"Value"\s{0,3}:\s{0,3})?"""
     )
     # Around the separator: up to three spaces of any kind (a line break too, as YAML's
     # "password:\n  value"), or a run of spaces and tabs that aligns columns (Terraform plans,
@@ -310,7 +316,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
         # guarded as after a colon (a plain word there is a header or a note).
         # Box-drawing tables too (│ NEXTAUTH_SECRET │ abc │), as CLIs print secrets listings.
-        rf"""|[ \t]{{1,{_ALIGNMENT}}}(?P<colon>[|\u2502\u2503])[ \t]{{1,{_ALIGNMENT}}}"""
+        # The name is the row's first cell: nothing but it since the line's start or the last
+        # bar (in "key-mgmt: wpa-psk | psk: abc" the bar ends a value, not a name's cell).
+        r"""|(?<=(?:^|[|\u2502\u2503])[ \t]{0,40}[\w.\-"' ]{1,120})"""
+        rf"""[ \t]{{1,{_ALIGNMENT}}}(?P<colon>[|\u2502\u2503])[ \t]{{1,{_ALIGNMENT}}}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
         # four dots at least: "Checking password... done" is a progress message.
@@ -424,6 +433,10 @@ _SETTING = re.compile(
 )
 
 
+# What other tools print in place of a value they masked.
+_MASK_CHARS = frozenset("\u2588\u2592\u2591*\u2022\u25cfxX")
+
+
 def cookie_values(header: str) -> list[tuple[int, int]]:
     """Where the values are in a Cookie or Set-Cookie header's value: each name=value pair's
     value (without quotes), or a lone value; not Set-Cookie's attributes, not empty values (a
@@ -432,8 +445,12 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
     masked, since any cookie may be the session, whatever its name."""
     spans: list[tuple[int, int]] = []
     start = 0
-    for separator in [*_COOKIE_SEPARATOR.finditer(header), None]:
-        end = len(header) if separator is None else separator.start()
+    # A header dump joined with " | " (OkHttp's, say) goes on with the next header there.
+    limit = header.find(" | ")
+    if limit < 0:
+        limit = len(header)
+    for separator in [*_COOKIE_SEPARATOR.finditer(header, 0, limit), None]:
+        end = limit if separator is None else separator.start()
         part = header[start:end]
         equals = part.find("=")
         if equals >= 0:
@@ -448,8 +465,13 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         if name.lower() not in _COOKIE_ATTRIBUTES and not _ANALYTICS_COOKIE.fullmatch(name):
             value = header[value_start:end]
             stripped = value.strip().strip('"')
-            # a lone value is the cookie itself, whatever it looks like
-            if stripped and (equals < 0 or not _SETTING.fullmatch(stripped)):
+            # a lone value is the cookie itself, whatever it looks like, unless it is another
+            # tool's mask (OkHttp's ██)
+            if (
+                stripped
+                and (equals < 0 or not _SETTING.fullmatch(stripped))
+                and not set(stripped) <= _MASK_CHARS
+            ):
                 offset = value_start + value.index(stripped)
                 spans.append((offset, offset + len(stripped)))
         if separator is not None:

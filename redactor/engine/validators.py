@@ -249,7 +249,11 @@ def sasl_plain(value: str) -> bool:
     except (ValueError, binascii.Error):
         return False
     parts = raw.split(b"\0")
-    return len(parts) == 3 and bool(parts[1]) and bool(parts[2])
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        return False
+    # a client that masks the password before logging (nodemailer: "/* secret */")
+    password = parts[2].decode("utf-8", "replace")
+    return not (password.startswith("/*") and password.endswith("*/"))
 
 
 _AWS_PREFIXES = (
@@ -265,7 +269,13 @@ def aws_key_id(value: str) -> bool:
 
 
 _MASK_CHARS = frozenset("*xX-_.")
-_PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "%(", "[redacted", "arn:", "hmac-sha256:")
+# Templates: shell and Compose (${X}), Jinja ({{x}}), Python (%(x)s), Logstash's sprintf
+# (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…}.
+_PLACEHOLDER_PREFIXES = (
+    "${", "$(", "{{", "<", "%(", "%{", "$__", "[redacted", "arn:", "hmac-sha256:"
+)
+# A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…).
+_BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}")
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field), and
 # a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
@@ -405,7 +415,7 @@ def not_placeholder_like(value: str) -> bool:
             return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core.startswith(_NOT_VALUE_PREFIXES):
+    if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] == "{" and _BRACED_NAME.fullmatch(core)):
         return False
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
@@ -473,8 +483,11 @@ _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 
 def auth_value(value: str) -> bool:
     """A credential under the bare key "auth", not what payment and mail logs put there: a
-    card payment's approval code (auth=931924, auth=7YE18Y) or a count (Postfix's auth=0/1)."""
+    card payment's approval code (auth=931924, auth=7YE18Y), a count (Postfix's auth=0/1) or
+    a mode, one lower-case word (sendmail's AUTH=server)."""
     core = value.strip("\"'")
+    if core.isalpha() and core.islower() and len(core) <= 12:
+        return False
     return not _APPROVAL_CODE.fullmatch(core) and not_a_count(value)
 
 
@@ -486,8 +499,19 @@ _LABELLED_NUMBER = re.compile(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*[-_.][0-9]+")
 _PUBLIC_SESSION_IDS = ("cs_live_", "cs_test_")
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _issued_session(core: str) -> bool:
-    return not (_LABELLED_NUMBER.fullmatch(core) or core.startswith(_PUBLIC_SESSION_IDS))
+    """Not a label and a number, not a public id, and not a UUID: OpenTelemetry's session.id,
+    RUM and analytics visits, Keycloak's session_state, a mail server's connection are UUIDs,
+    while the session ids that log a client in (Java's, PHP's, Rails', Express', Django's) are
+    not written with dashes, and a Cookie header's values are masked there whatever they are."""
+    return not (
+        _LABELLED_NUMBER.fullmatch(core)
+        or core.startswith(_PUBLIC_SESSION_IDS)
+        or _UUID.fullmatch(core)
+    )
 
 
 def session_value(value: str) -> bool:
@@ -508,6 +532,11 @@ _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 # Splunk's search job ids, which its logs call "sid": scheduler__admin__search__RMD5…_at_…_478.
 _SPLUNK_SID = re.compile(r"\w{1,40}__\w{1,80}_at_[0-9]{9,11}_[0-9]{1,9}")
+
+
+def not_uuid(value: str) -> bool:
+    """``not_placeholder_like``, and not a UUID: AWS names an idempotency token clientToken."""
+    return not _UUID.fullmatch(value.strip("\"'")) and not_placeholder_like(value)
 
 
 def session_cookie(value: str) -> bool:
@@ -626,4 +655,5 @@ VALIDATORS: dict[str, Validator] = {
     "auth_value": auth_value,
     "not_a_count": not_a_count,
     "not_resource_name": not_resource_name,
+    "not_uuid": not_uuid,
 }
