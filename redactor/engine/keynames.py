@@ -53,6 +53,12 @@ _STRING_PREFIX = r"(?:[bBrRuU]{1,2}|N|string\([0-9]{1,6}\) )?"
 # YAML's core tags before a plain value (api_token: !!str abc): kept, the value masked. Other
 # tags (!vault |, !Ref Name) stand for a value kept elsewhere and are left alone.
 _YAML_TAG = r"(?:!!(?:str|binary)[ \t]{1,3})?"
+# A plain word, as prose has them after a colon: lower case, capitalised, all capitals, or
+# words run together in CamelCase (Required, geändert, NONE, PasswordExpired), of any script;
+# not letters of mixed case at random (pCsQAISHim, ICNgAvcckMFeXS: a password).
+_PLAIN_WORD = (
+    r"(?:[^\W\d_][\p{Ll}\p{Lo}\p{Lm}\p{M}]{0,15}|\p{Lu}{1,16}|(?:\p{Lu}\p{Ll}{1,15}){2,4})"
+)
 # What ends a plain word: spaces, quotes and brackets, punctuation ("!" too: a GraphQL type,
 # $password: String!), and the CJK ones; "." and ":" only before a space or the end (in
 # "default:production.3717a9..." the word begins a token).
@@ -247,7 +253,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     if value_kind not in ("line", "cookies"):
         message += r"|[a-z][a-z_]{1,39}=(?!=)"
     prose_guard = (
-        rf"(?(colon)(?![^\W\d_]{{1,16}}(?:{_END_OF_WORD}|$)"
+        rf"(?(colon)(?!{_PLAIN_WORD}(?:{_END_OF_WORD}|$)"
         rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
         + message
         # kubectl describe secret: "token:      953 bytes"
@@ -263,14 +269,17 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf'|"""(?P<secret>[^"\r\n]{{1,{n}}})"""'
         rf'|{_STRING_PREFIX}"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"'
         rf"|{_STRING_PREFIX}'{_SCHEMES}(?P<secret>(?:[^'\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})'"
+        # Japanese quotes right after the name (仮パスワード「abc」を発行しました)
+        rf"|(?<=[\u3000-\u30ff\u4e00-\u9fff])「(?P<secret>[^」\r\n]{{1,{n}}})」"
         # Rust's Debug of an Option: password: Some("abc"); an Erlang binary: <<"abc">>
         rf'|Some\("(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})"\)'
         rf'|<<"(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\.){{1,{n}}})">>'
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
-        # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]
-        rf"|\[{_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"
+        # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]; not a
+        # JSON list of messages (Laravel's errors: {"password": ["must be 8 characters"]})
+        rf"""|\[(?!["'][^"'\]]{{0,{n}}}\s){_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"""
         # JSON escaped for HTML (&quot;password&quot;:&quot;abc&quot;)
         rf"|&quot;{_SCHEMES}(?P<secret>(?:[^&\r\n]|&(?!quot;)){{1,{n}}})&quot;"
         rf"|{next_field}{_YAML_TAG}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
@@ -326,7 +335,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         r"""|[ \t]{0,3}\.{4,60}(?:[ \t]{0,3}[:=])?[ \t]{1,3}"""
         # A multipart form field, its line breaks escaped in a one-line dump:
         # Content-Disposition: form-data; name="password"\r\n\r\nabc\r\n--boundary
-        r"""|\\?"(?:\\r\\n){2})"""
+        r"""|\\?"(?:\\r\\n){2}"""
+        # Japanese quotes right after the name: パスワード「abc」
+        r"""|(?=「[^」\r\n]{1,256}」))"""
     )
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
@@ -363,8 +374,9 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
-    # a multipart form field's escaped blank line (name="password"\r\n\r\n...)
-    r"""|\\?"(?:\\r\\n){2}"""
+    # a multipart form field's escaped blank line (name="password"\r\n\r\n...); a Japanese
+    # opening quote (パスワード「...」)
+    r"""|\\?"(?:\\r\\n){2}|\xe3\x80\x8c"""
     # a table's next cell (│ and ┃ of box-drawing tables too), or a directive's quoted value
     rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|[\t ]{{1,3}}["'][^\s"']"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
@@ -445,10 +457,10 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
     masked, since any cookie may be the session, whatever its name."""
     spans: list[tuple[int, int]] = []
     start = 0
-    # A header dump joined with " | " (OkHttp's, say) goes on with the next header there.
-    limit = header.find(" | ")
-    if limit < 0:
-        limit = len(header)
+    # A header dump joined with " | " (OkHttp's, say) goes on with the next header there, and
+    # a message after a dash is no cookie ("HttpOnly — session created for …").
+    ends = [i for i in (header.find(" | "), header.find(" \u2014 ")) if i >= 0]
+    limit = min(ends, default=len(header))
     for separator in [*_COOKIE_SEPARATOR.finditer(header, 0, limit), None]:
         end = limit if separator is None else separator.start()
         part = header[start:end]

@@ -492,8 +492,11 @@ def auth_value(value: str) -> bool:
 
 
 # A name and a number: a session labelled by who opened it, not issued to them
-# (GitHubActions-5998044862, terraform-20240507, botocore-session-1712345678).
-_LABELLED_NUMBER = re.compile(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*[-_.][0-9]+")
+# (GitHubActions-5998044862, terraform-20240507, botocore-session-1712345678, an STS session
+# named after its user and the time: jmueller596-1714340359).
+_LABELLED_NUMBER = re.compile(
+    r"[A-Za-z]+(?:[-_.][A-Za-z]+)*[-_.][0-9]+|[A-Za-z][A-Za-z0-9._\-]{0,63}[-_.][0-9]{9,13}"
+)
 # Stripe Checkout Session ids, which Stripe puts in the success URL (?session_id=cs_live_...):
 # an object's id, useless without the account's secret key.
 _PUBLIC_SESSION_IDS = ("cs_live_", "cs_test_")
@@ -564,11 +567,14 @@ def one_time_code(value: str) -> bool:
 
 def random_token(value: str) -> bool:
     """A value that looks generated, not written: upper case, lower case and digits together,
-    or 20+ hex digits with letters and digits (GitHub's OAuth codes, Sentry's keys). Error
-    codes (INVALID_GRANT), promo codes (SUMMER2024SALE), user names and encoded URLs fail."""
+    or 20+ hex digits with letters and digits (GitHub's OAuth codes, Sentry's keys), and no
+    placeholder. Error codes (INVALID_GRANT), promo codes (SUMMER2024SALE), user names,
+    encoded URLs and Stripe's object ids (tok_…) fail."""
     core = value.strip("\"'")
     if "%3a%2f%2f" in core.lower():
         return False  # a URL-encoded URL
+    if not not_placeholder_like(core):
+        return False  # a mask, a template, a reference, an object's id (tok_…)
     has_digit = any(c.isdigit() for c in core)
     if has_digit and any(c.isupper() for c in core) and any(c.islower() for c in core):
         return True
