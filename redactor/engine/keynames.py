@@ -54,10 +54,12 @@ _STRING_PREFIX = r"(?:[bBrRuU]{1,2}|N|string\([0-9]{1,6}\) )?"
 # tags (!vault |, !Ref Name) stand for a value kept elsewhere and are left alone.
 _YAML_TAG = r"(?:!!(?:str|binary)[ \t]{1,3})?"
 # A plain word, as prose has them after a colon: lower case, capitalised, all capitals, or
-# words run together in CamelCase (Required, geändert, NONE, PasswordExpired), of any script;
-# not letters of mixed case at random (pCsQAISHim, ICNgAvcckMFeXS: a password).
+# words run together in CamelCase, maybe with an acronym (Required, geändert, NONE,
+# PasswordExpired, OpenAI, HTTPClient), of any script; not letters of mixed case at random
+# (pCsQAISHim, ICNgAvcckMFeXS: a password).
 _PLAIN_WORD = (
-    r"(?:[^\W\d_][\p{Ll}\p{Lo}\p{Lm}\p{M}]{0,15}|\p{Lu}{1,16}|(?:\p{Lu}\p{Ll}{1,15}){2,4})"
+    r"(?:[^\W\d_][\p{Ll}\p{Lo}\p{Lm}\p{M}]{0,15}|\p{Lu}{1,16}"
+    r"|\p{Lu}{0,5}(?:\p{Lu}\p{Ll}{1,15}){1,4}\p{Lu}{0,5})"
 )
 # What ends a plain word: spaces, quotes and brackets, punctuation ("!" too: a GraphQL type,
 # $password: String!), and the CJK ones; "." and ":" only before a space or the end (in
