@@ -948,8 +948,8 @@ def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     seen: set[str] = set()
     for cand in chosen:
         value = text[cand.start : cand.end]
-        if len(value) < _REPEAT_MIN_CHARS or value in seen:
-            continue
+        if len(value) < _REPEAT_MIN_CHARS or value in seen or text.count(value) < 2:
+            continue  # nearly always: the value is there once
         seen.add(value)
         pos = text.find(value)
         while pos >= 0:

@@ -29,7 +29,7 @@ MAX_VALUE_CHARS = 4096
 # GenieKey): any such capitalised word counts.
 _SCHEME_WORDS = (
     r"(?:(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
-    r"|DeepL-Auth-Key)|[A-Z][A-Za-z]{1,30}(?:Key|Token))"
+    r"|DeepL-Auth-Key)|[A-Z][A-Za-z\-]{1,30}(?:Key|Token))"
 )
 _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
@@ -434,15 +434,15 @@ _ANALYTICS_COOKIE = re.compile(
     r"_ga(?:_\w+)?|_gid|_gat(?:_\w+)?|_gcl_\w+|_fb[pc]|_cl(?:ck|sk)|_hj\w+|_uet[sv]id"
     r"|__utm[abcztv]|ajs_(?:anonymous|user)_id|_pk_(?:id|ses)[\w.]*|amplitude_id\w*|_ym_\w+"
     r"|mp_\w+_mixpanel|OptanonConsent|OptanonAlertBoxClosed|CookieConsent|euconsent(?:-v2)?"
-    r"|usprivacy"
+    r"|usprivacy|_shopify_(?:y|s|sa_t|sa_p|m|tm|tw|evids)"
 )
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
 _COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
 # A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
-# or a flag (consent=1).
+# or a flag (consent=1), a node's name (Tomcat's route=node2).
 _SETTING = re.compile(
-    r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}"
+    r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}|[A-Za-z]{1,10}[0-9]{1,2}"
     r"|[A-Za-z][\w\-]{0,30}=[\w\-]{1,16}"  # a nested setting: sap-usercontext=sap-client=100
 )
 
@@ -476,6 +476,9 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         else:
             name = part.strip()
             value_start = start
+            words = name.split(None, 1)
+            if len(words) == 2 and words[0].lower() in _COOKIE_ATTRIBUTES:
+                break  # an attribute, and then the log line goes on: "Secure req=…"
         if name.lower() not in _COOKIE_ATTRIBUTES and not _ANALYTICS_COOKIE.fullmatch(name):
             value = header[value_start:end]
             stripped = value.strip().strip('"')

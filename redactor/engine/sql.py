@@ -139,7 +139,8 @@ def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int,
                         placeholders[text[s:e]] = rule
                     else:
                         yield s, e, rule
-    yield from _bound_parameters(text, keys, placeholders)
+    if placeholders or "$" in text or "@" in text or "?" in text or "%s" in text or "[" in text:
+        yield from _bound_parameters(text, keys, placeholders)
 
 
 def _bound_parameters(

@@ -390,6 +390,8 @@ _SAMPLE_VALUE = re.compile(
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
 )
+# A number shown masked but for its last digits: XXXX-XXXX-XXXX-3424, **** **** 4242.
+_MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
 # What other tools write in place of a value, as prose: "connected (token hidden)".
 _MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
 _WORDS = re.compile(r"[a-z]+")
@@ -406,8 +408,12 @@ def not_placeholder_like(value: str) -> bool:
     Every key-name candidate passes through here: the cheap tests come first.
     """
     core = value.strip("\"'")
+    if "%2" in core:
+        core = core.replace("%2A", "*").replace("%2a", "*")  # redis://:%2A%2A%2A%2A@…
     chars = set(core)
-    if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core:
+    if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core or "XXXXXX" in core:
+        return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
+    if _MASKED_DISPLAY.fullmatch(core):
         return False
     if core[0] in "[*" and core[-1] in "]*":
         core = core.strip("[]*")  # [FILTERED], **redacted**: another tool's mask

@@ -84,6 +84,9 @@ def test_session_values_look_issued() -> None:
         "**redacted**",
         "[PROTECTED]",
         "Read-Host",  # a PowerShell cmdlet: $pw = Read-Host -AsSecureString
+        "EAAXXXXXXXXXXXXXXXX",  # masked but for a prefix
+        "XXXX-XXXX-XXXX-3424",  # masked but for the last digits
+        "%2A%2A%2A%2A",  # a mask, URL-encoded
         "pk.eyJ1IjoiaG9vbGktbWFwcyIsImEiOiJvZmw3a3VwMjA2Z2U3MHpx",  # public by design: Mapbox
         "sq0idp-patT9VLCB_S2uwvdqeD0tY",  # a Square application id
         "live_8CQM422J02L0H5CLBUUSARXPXELPHQGX",  # an Adyen client key
