@@ -18,6 +18,7 @@ placeholders by position: ``$n`` is the n-th value, and ``?`` or ``%s`` count in
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Iterator
 
@@ -160,9 +161,10 @@ def _bound_parameters(
         lists.append(trailing)
     starts = [m.start() for m in _compiled(_STATEMENT).finditer(text)]
     stops = sorted([m.start() for m in listings] + [m.start() for m in lists] + starts[1:])
-    by_statement: list[tuple[int, dict[str, KeyNameRule]]] = []
+    found_by_statement: list[dict[str, KeyNameRule]] = []
     for start in starts:
-        end = next((stop for stop in stops if stop > start), len(text))
+        after = bisect.bisect_right(stops, start)  # (bisect: a line may hold many statements)
+        end = stops[after] if after < len(stops) else len(text)
         found: dict[str, KeyNameRule] = {}
         count = 0
         for m in _compiled(_STATEMENT_PLACEHOLDER).finditer(text, start, end):
@@ -176,12 +178,13 @@ def _bound_parameters(
                 found.setdefault(key, rule)
                 if key[0] != "#":
                     placeholders.setdefault(key, rule)
-        by_statement.append((start, found))
+        found_by_statement.append(found)
     if placeholders:
         for listing in listings:
             yield from _named_values(text, listing.end(), placeholders)
     for values in lists:
-        own = next((f for s, f in reversed(by_statement) if s < values.start()), {})
+        before = bisect.bisect_left(starts, values.start())
+        own = found_by_statement[before - 1] if before else {}
         if own or placeholders:
             yield from _positional_values(text, values, {**placeholders, **own})
 
