@@ -356,6 +356,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # With attributes too: <wsse:Password Type="...#PasswordText">abc</wsse:Password>.
     attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
     xml = rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    # The name as an element's name attribute, the value its content (Hibernate and Spring
+    # XML: <property name="hibernate.connection.password">abc</property>).
+    xml_named = (
+        rf"""(?<=\sname=(?P<nq>["'])[\w:.\-]{{0,100}})(?P=nq)(?:{attribute}){{0,4}}\s{{0,3}}>"""
+        rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    )
     # A query string or JSON URL-encoded inside another URL (OAuth redirects, logged request
     # URLs): client_secret%3Dabc%26..., %22token%22%3A%22abc%22. The value ends at an encoded
     # & " or , so the rest of the URL stays readable.
@@ -363,7 +369,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"(?:%22)?%3[DdAa](?:%22)?"
         rf"(?P<secret>(?:[^%\s\"'&,;<>\\]|%(?!2[26Cc])[0-9A-Fa-f]{{2}}){{1,{n}}})"
     )
-    return key + rf"(?:{pair}|{pg_detail}|{xml}|{url_encoded}|{separator}{value})"
+    return key + rf"(?:{pair}|{pg_detail}|{xml}|{xml_named}|{url_encoded}|{separator}{value})"
 
 
 # The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
@@ -375,7 +381,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
 _AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
-    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
+    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|["']?>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...); a Japanese
     # opening quote (パスワード「...」)
     r"""|\\?"(?:\\r\\n){2}|\xe3\x80\x8c"""

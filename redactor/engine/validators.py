@@ -335,6 +335,8 @@ _CMDLET = re.compile(
     r"(?:Get|Set|Read|New|Import|Export|ConvertTo|ConvertFrom|Invoke|Select|Out|Write|Add"
     r"|Remove|Test|Start|Stop|Join|Split|Format|Resolve)-[A-Z][A-Za-z]{1,40}"
 )
+# A .NET type's name where its value is not shown (PowerShell: System.Security.SecureString).
+_DOTNET_TYPE = re.compile(r"(?:System|Microsoft)(?:\.[A-Z]\w{0,63}){1,8}")
 # An object's repr with its fields (PostAuthenticationToken(user="ana", ...)): no value.
 _REPR = re.compile(r"[A-Za-z_][\w.\\]{0,100}\([A-Za-z_]\w{0,40}=")
 
@@ -441,6 +443,8 @@ def not_placeholder_like(value: str) -> bool:
     if "(" in core and _REPR.match(core):
         return False
     if "-" in core and _CMDLET.fullmatch(core):
+        return False
+    if core[0] in "SM" and _DOTNET_TYPE.fullmatch(core):
         return False
     if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
