@@ -274,8 +274,9 @@ _MASK_CHARS = frozenset("*xX-_.")
 _PLACEHOLDER_PREFIXES = (
     "${", "$(", "{{", "<", "%(", "%{", "$__", "[redacted", "arn:", "hmac-sha256:"
 )
-# A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…).
-_BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}")
+# A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
+# a Windows environment variable (%DB_PASS%).
+_BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}|%[A-Za-z_][A-Za-z0-9_]{0,63}%")
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field), and
 # a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
@@ -294,7 +295,7 @@ _PLACEHOLDER_WORDS = frozenset(
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
     # "[FILTERED]", GitLab "[MASKED]")
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
-    | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private"}
+    | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private", "encrypted"}
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
@@ -423,7 +424,7 @@ def not_placeholder_like(value: str) -> bool:
             return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] == "{" and _BRACED_NAME.fullmatch(core)):
+    if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] in "{%" and _BRACED_NAME.fullmatch(core)):
         return False
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
@@ -543,8 +544,11 @@ def session_value(value: str) -> bool:
 _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 
-# Splunk's search job ids, which its logs call "sid": scheduler__admin__search__RMD5…_at_…_478.
-_SPLUNK_SID = re.compile(r"\w{1,40}__\w{1,80}_at_[0-9]{9,11}_[0-9]{1,9}")
+# Splunk's search job ids, which its logs call "sid": scheduler__admin__search__RMD5…_at_…_478;
+# and a Windows security identifier (SID : S-1-5-21-…).
+_SPLUNK_SID = re.compile(
+    r"\w{1,40}__\w{1,80}_at_[0-9]{9,11}_[0-9]{1,9}|S-1-[0-9]{1,3}(?:-[0-9]{1,10}){1,15}"
+)
 
 
 def not_uuid(value: str) -> bool:
@@ -556,7 +560,8 @@ def session_cookie(value: str) -> bool:
     """A session cookie's value under a name as generic as "session" or "sid": 20+ characters
     with letters and digits (a state or a count under that name is none: session=finished; a
     16-character id is a log's correlation id: Dovecot's session=AtP3v2QHdT8vEBNu), and not
-    one of Twilio's resource ids or Splunk's search ids, which their logs also call "sid"."""
+    one of Twilio's resource ids, Splunk's search ids or Windows' security identifiers, which
+    their logs also call "sid"."""
     core = value.strip("\"'")
     return (
         len(core) >= 20

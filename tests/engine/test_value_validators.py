@@ -85,6 +85,8 @@ def test_session_values_look_issued() -> None:
         "[PROTECTED]",
         "Read-Host",  # a PowerShell cmdlet: $pw = Read-Host -AsSecureString
         "System.Security.SecureString",  # a .NET type's name in place of its value
+        "%DB_PASS%",  # a Windows environment variable
+        "encrypted",  # a state where a value would be
         "EAAXXXXXXXXXXXXXXXX",  # masked but for a prefix
         "XXXX-XXXX-XXXX-3424",  # masked but for the last digits
         "%2A%2A%2A%2A",  # a mask, URL-encoded
