@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 Validator = Callable[[str], "bool | None"]
 
@@ -551,6 +553,23 @@ _SPLUNK_SID = re.compile(
 )
 
 
+@functools.cache
+def _bip39_words() -> frozenset[str]:
+    """BIP-0039's English word list (2048 words; the file's SHA-256 is the standard's
+    2f5eed53a4727b4bf8880d8f3f199efc90e58503646d9ff8eff3a2ed3b24dbda), read on first use."""
+    text = (Path(__file__).parent / "bip39_english.txt").read_text(encoding="ascii")
+    return frozenset(text.split())
+
+
+def seed_phrase(value: str) -> bool:
+    """A wallet's recovery phrase: 12, 15, 18, 21 or 24 words, every one from BIP-0039's list.
+    Prose that long without a word of one or two letters is rare, and prose whose every word
+    is on the list rarer still (the checksum is not asked for: a phrase typed wrong is still
+    the phrase)."""
+    words = value.split()
+    return len(words) in (12, 15, 18, 21, 24) and all(w in _bip39_words() for w in words)
+
+
 def not_uuid(value: str) -> bool:
     """``not_placeholder_like``, and not a UUID: AWS names an idempotency token clientToken."""
     return not _UUID.fullmatch(value.strip("\"'")) and not_placeholder_like(value)
@@ -677,4 +696,5 @@ VALIDATORS: dict[str, Validator] = {
     "not_a_count": not_a_count,
     "not_resource_name": not_resource_name,
     "not_uuid": not_uuid,
+    "seed_phrase": seed_phrase,
 }
