@@ -217,11 +217,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     elif value_kind == "cookies":
         # A cookie's value may be quoted (sid="abc"; Path=/): a quote right after "=" opens
-        # one, which runs to the next quote.
+        # one, which runs to the next quote. A bar ends the header: header dumps join their
+        # fields with one (Apache's mod_log_forensic: |Cookie:a=b|x-api-key:…).
         quoted = rf'(?<==)"[^"\r\n\\]{{0,{MAX_VALUE_CHARS}}}"'
         bare = (
-            rf"""(?P<secret>(?:[^\s"'\\]|{quoted})"""
-            rf"""(?:[^\r\n"'\\]{{1,{MAX_VALUE_CHARS}}}+|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
+            rf"""(?P<secret>(?:[^\s"'\\|]|{quoted})"""
+            rf"""(?:[^\r\n"'\\|]{{1,{MAX_VALUE_CHARS}}}+|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
         )
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()): a
@@ -354,7 +355,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # XML elements: <password>abc</password>, <ns:apiKey>abc</ns:apiKey>. The lookbehind
     # wants the whole start tag to be a name ("<span class=token>" is not one).
     # With attributes too: <wsse:Password Type="...#PasswordText">abc</wsse:Password>.
-    attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
+    attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:\\?"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
     xml = rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?P<secret>[^<>\r\n]{{1,{n}}})</"
     # The name as an element's name attribute, the value its content (Hibernate and Spring
     # XML: <property name="hibernate.connection.password">abc</property>).
@@ -444,11 +445,11 @@ _ANALYTICS_COOKIE = re.compile(
 )
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
-_COOKIE_SEPARATOR = re.compile(r";\s*|,\s*(?=[^\s=;,]+=)")
+_COOKIE_SEPARATOR = re.compile(r";(?:\s|%20)*|,\s*(?=[^\s=;,]+=)")
 # A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
 # or a flag (consent=1), a node's name (Tomcat's route=node2).
 _SETTING = re.compile(
-    r"[A-Za-z]{1,16}(?:[-_][A-Za-z]{1,8})?|[0-9]{1,10}|[A-Za-z]{1,10}[0-9]{1,2}"
+    r"[A-Za-z]{1,16}(?:[-_][A-Za-z0-9]{1,8})?|[0-9]{1,10}|[A-Za-z]{1,10}[0-9]{1,2}"
     r"|[A-Za-z][\w\-]{0,30}=[\w\-]{1,16}"  # a nested setting: sap-usercontext=sap-client=100
 )
 

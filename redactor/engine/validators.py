@@ -413,8 +413,12 @@ def not_placeholder_like(value: str) -> bool:
     Every key-name candidate passes through here: the cheap tests come first.
     """
     core = value.strip("\"'")
-    if "%2" in core:
-        core = core.replace("%2A", "*").replace("%2a", "*")  # redis://:%2A%2A%2A%2A@…
+    if "%" in core:
+        if core[0] == "%" and _BRACED_NAME.fullmatch(core):
+            return False  # %DB_PASS%: a Windows environment variable, not an escape
+        from urllib.parse import unquote  # here: most values hold no escape
+
+        core = unquote(core) or core  # redis://:%2A%2A%2A%2A@…, token=%3Cyour-token%3E
     chars = set(core)
     if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core or "XXXXXX" in core:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
@@ -616,6 +620,22 @@ def random_token(value: str) -> bool:
     return len(core) >= 20 and has_digit and hex_only and not core.isdigit()
 
 
+def generated_token(value: str) -> bool:
+    """``random_token``, or 20+ letters of both cases spread like a random draw (entropy of 4.2
+    bits a character or more): a magic link's token may hold no digit, a slug or a CamelCase
+    name (MyAccountSettingsPage) is not spread so."""
+    if random_token(value):
+        return True
+    core = value.strip("\"'")
+    return (
+        len(core) >= 20
+        and any(c.isupper() for c in core)
+        and any(c.islower() for c in core)
+        and entropy_at_least(core, 4.2)
+        and not_placeholder_like(core)
+    )
+
+
 def password_value(value: str) -> bool:
     """A value under a password-like key: not a placeholder, and not an absolute path
     (``PWD=/home/deploy`` in sudo and shell logs is the working directory)."""
@@ -691,6 +711,7 @@ VALIDATORS: dict[str, Validator] = {
     "session_value": session_value,
     "session_cookie": session_cookie,
     "random_token": random_token,
+    "generated_token": generated_token,
     "one_time_code": one_time_code,
     "auth_value": auth_value,
     "not_a_count": not_a_count,

@@ -9,6 +9,7 @@ import pytest
 from redactor.engine import Redactor
 from redactor.engine.validators import (
     auth_value,
+    generated_token,
     not_a_count,
     not_placeholder_like,
     not_resource_name,
@@ -86,6 +87,8 @@ def test_session_values_look_issued() -> None:
         "Read-Host",  # a PowerShell cmdlet: $pw = Read-Host -AsSecureString
         "System.Security.SecureString",  # a .NET type's name in place of its value
         "%DB_PASS%",  # a Windows environment variable
+        "%3Cyour-token%3E",  # a sample value, URL-encoded
+        "%5BFILTERED%5D",
         "encrypted",  # a state where a value would be
         "EAAXXXXXXXXXXXXXXXX",  # masked but for a prefix
         "XXXX-XXXX-XXXX-3424",  # masked but for the last digits
@@ -232,3 +235,13 @@ def test_auth_values_are_credentials_not_approval_codes_or_counts() -> None:
     assert auth_value("deploy:Tr0ub4dor3x")
     for value in ("931924", "7YE18Y", "0/1"):  # approval codes, a count
         assert not auth_value(value), value
+
+
+def test_generated_tokens_may_hold_no_digit() -> None:
+    # a magic link's token; 40 hex digits
+    assert generated_token("LhdrHFzcITYoPKTpNPwDOnIzBvLLlOufkVMCgfyrbrR")
+    assert generated_token("94fbcd7dfffeeb5c2327d955a3940877cb8680ce")
+    # a slug, a CamelCase name, a UUID
+    for value in ("settings-notifications-preferences", "MyAccountSettingsPage",
+                  "7c9e6679-7425-40de-944b-e07fc1f90ae7"):
+        assert not generated_token(value), value
