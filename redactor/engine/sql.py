@@ -60,6 +60,8 @@ _ANNOTATIONS = r"""(?:\s*\([^()]{0,80}\))*"""
 # Where a statement starts, and a list of values logged after it by position.
 _STATEMENT = r"""(?i)\b(?:select|update|delete|insert|with)\b"""
 _POSITIONAL = r"""(?i)\b(?:args|params|parameters|bindings)["']?\s*[=:]\s*(?P<open>[\[({])"""
+# What a line with values bound apart from its statement holds besides placeholders.
+_LISTING_HINT = r"""(?i)args|params|parameters|bindings|QUERY (?:OK|ERROR)"""
 # Doctrine's params object: {"1": value, "2": value} (1-based positions).
 _NUMBERED = r"""\s*"(?P<k>[0-9]{1,4})"\s*:"""
 # One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
@@ -140,7 +142,9 @@ def sql_value_spans(text: str, keys: KeyNameMatcher) -> Iterator[tuple[int, int,
                         placeholders[text[s:e]] = rule
                     else:
                         yield s, e, rule
-    if placeholders or "$" in text or "@" in text or "?" in text or "%s" in text or "[" in text:
+    # Values bound apart from the statement are listed after a keyword, or by Ecto after its
+    # "QUERY OK" (a plain C search first: most INSERT lines hold their values inline).
+    if placeholders or "$" in text or _compiled(_LISTING_HINT).search(text):
         yield from _bound_parameters(text, keys, placeholders)
 
 
