@@ -938,12 +938,20 @@ def _resolve_overlaps(
 #: (each is one search of the text).
 _REPEAT_MIN_CHARS = 8
 _REPEATS_UP_TO = 16
+#: More repeats than this of one value is no log line but a flood: the value fails closed
+#: (masked whole) rather than costing a placeholder and a finding per repeat.
+_REPEATS_MAX = 1000
+
+
+class _TooManyRepeats(Exception):
+    """A found secret repeats more than _REPEATS_MAX times in one value."""
 
 
 def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     """``chosen`` with every other whole-word occurrence of a chosen span's text, masked by the
-    same rule, where no span is taken yet; sorted."""
-    taken = [(c.start, c.end) for c in chosen]
+    same rule, where no span is taken yet; sorted. Linear in the text however often a value
+    repeats: taken positions are marked in a map, as _resolve_overlaps does for many spans."""
+    taken_at: bytearray | None = None
     extra: list[_Candidate] = []
     seen: set[str] = set()
     for cand in chosen:
@@ -951,16 +959,22 @@ def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
         if len(value) < _REPEAT_MIN_CHARS or value in seen or text.count(value) < 2:
             continue  # nearly always: the value is there once
         seen.add(value)
+        if taken_at is None:
+            taken_at = bytearray(len(text))
+            for c in chosen:
+                taken_at[c.start : c.end] = b"\x01" * (c.end - c.start)
         pos = text.find(value)
         while pos >= 0:
             end = pos + len(value)
             if (
                 not (pos > 0 and _word_char(text[pos - 1]))
                 and not (end < len(text) and _word_char(text[end]))
-                and not any(s < end and pos < e for s, e in taken)
+                and taken_at.find(1, pos, end) < 0
             ):
-                taken.append((pos, end))
+                taken_at[pos:end] = b"\x01" * (end - pos)
                 extra.append(_Candidate(pos, end, cand.rule, pos))
+                if len(extra) > _REPEATS_MAX:
+                    raise _TooManyRepeats
             pos = text.find(value, end)
     if not extra:
         return chosen
