@@ -888,6 +888,25 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
 _MANY_SPANS = 32
 
 
+class _TakenPositions:
+    """One byte per position of a text, set where a span was taken: a span overlaps a taken
+    one exactly when a set byte lies in its range. Linear in the spans' lengths, where
+    comparing each span with every one taken so far is quadratic in their number."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, length: int, spans: Iterable[tuple[int, int]]) -> None:
+        self._at = bytearray(length)
+        for start, end in spans:
+            self.take(start, end)
+
+    def take(self, start: int, end: int) -> None:
+        self._at[start:end] = b"\x01" * (end - start)
+
+    def free(self, start: int, end: int) -> bool:
+        return self._at.find(1, start, end) < 0
+
+
 def _resolve_overlaps(
     candidates: list[_Candidate],
     protected: list[tuple[int, int]],
@@ -904,17 +923,13 @@ def _resolve_overlaps(
     ordered = sorted(candidates, key=lambda c: (-(c.end - c.start), -c.rule.priority, c.start))
     chosen: list[_Candidate] = []
     if len(candidates) + len(protected) > _MANY_SPANS:
-        # One byte per position, set where a span was taken: a candidate overlaps one exactly
-        # when a set byte lies in its range. Linear in the candidates' lengths.
-        taken_at = bytearray(
-            max(max(c.end for c in candidates), max((e for _, e in protected), default=0))
+        taken_map = _TakenPositions(
+            max(max(c.end for c in candidates), max((e for _, e in protected), default=0)),
+            protected,
         )
-        for s, e in protected:
-            taken_at[s:e] = b"\x01" * (e - s)
         for cand in ordered:
-            start, end = cand.start, cand.end
-            if taken_at.find(1, start, end) < 0 and (cand.checked or passes(cand)):
-                taken_at[start:end] = b"\x01" * (end - start)
+            if taken_map.free(cand.start, cand.end) and (cand.checked or passes(cand)):
+                taken_map.take(cand.start, cand.end)
                 chosen.append(cand)
     else:
         taken: list[tuple[int, int]] = list(protected)
@@ -950,8 +965,8 @@ class _TooManyRepeats(Exception):
 def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     """``chosen`` with every other whole-word occurrence of a chosen span's text, masked by the
     same rule, where no span is taken yet; sorted. Linear in the text however often a value
-    repeats: taken positions are marked in a map, as _resolve_overlaps does for many spans."""
-    taken_at: bytearray | None = None
+    repeats."""
+    taken: _TakenPositions | None = None
     extra: list[_Candidate] = []
     seen: set[str] = set()
     for cand in chosen:
@@ -959,19 +974,17 @@ def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
         if len(value) < _REPEAT_MIN_CHARS or value in seen or text.count(value) < 2:
             continue  # nearly always: the value is there once
         seen.add(value)
-        if taken_at is None:
-            taken_at = bytearray(len(text))
-            for c in chosen:
-                taken_at[c.start : c.end] = b"\x01" * (c.end - c.start)
+        if taken is None:
+            taken = _TakenPositions(len(text), [(c.start, c.end) for c in chosen])
         pos = text.find(value)
         while pos >= 0:
             end = pos + len(value)
             if (
                 not (pos > 0 and _word_char(text[pos - 1]))
                 and not (end < len(text) and _word_char(text[end]))
-                and taken_at.find(1, pos, end) < 0
+                and taken.free(pos, end)
             ):
-                taken_at[pos:end] = b"\x01" * (end - pos)
+                taken.take(pos, end)
                 extra.append(_Candidate(pos, end, cand.rule, pos))
                 if len(extra) > _REPEATS_MAX:
                     raise _TooManyRepeats

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import regex
 
@@ -227,15 +227,42 @@ def _named_values(
     text: str, pos: int, placeholders: dict[str, KeyNameRule]
 ) -> Iterator[tuple[int, int, KeyNameRule]]:
     """The covered values of a listing by name: ``$1 = 'a', $2 = 'b'``, ``@p0='a' (Size = 1)``."""
+    return _listed_values(text, pos, _compiled(_BOUND), lambda key: placeholders.get(key["ph"]))
+
+
+def _positional_values(
+    text: str, listing: regex.Match[str], placeholders: dict[str, KeyNameRule]
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """The covered values of a list by position: the n-th is "$n" and "#n-1"."""
+    if listing.group() != "[" and listing.group("open") == "{":  # Doctrine's {"1": …, "2": …}
+        yield from _listed_values(
+            text,
+            listing.end(),
+            _compiled(_NUMBERED),
+            lambda key: placeholders.get(f"${int(key['k'])}")
+            or placeholders.get(f"#{int(key['k']) - 1}"),
+        )
+        return
+    spans, _ = _values(text, listing.end())  # a list or tuple, or a trailing list at its bracket
+    yield from _by_position(spans, placeholders)
+
+
+def _listed_values(
+    text: str,
+    pos: int,
+    entry: regex.Pattern[str],
+    rule_for: Callable[[regex.Match[str]], KeyNameRule | None],
+) -> Iterator[tuple[int, int, KeyNameRule]]:
+    """The covered values of a listing of keyed entries from ``pos`` on: ``entry`` matches a
+    key up to its literal ("$2 = ", "@p0=", '"2":'), ``rule_for`` names the rule covering it.
+    Notes after a value (Entity Framework's "(Size = 40)") are stepped over."""
     literal = _compiled(_LITERAL)
-    bound = _compiled(_BOUND)
     annotations = _compiled(_ANNOTATIONS)
-    while True:
-        name = bound.match(text, pos)
-        value = literal.match(text, name.end()) if name is not None else None
-        if name is None or value is None:
+    while (key := entry.match(text, pos)) is not None:
+        value = literal.match(text, key.end())
+        if value is None:
             return
-        rule = placeholders.get(name.group("ph"))
+        rule = rule_for(key)
         s, e = _literal_span(value)
         if rule is not None and e > s:
             yield s, e, rule
@@ -243,36 +270,6 @@ def _named_values(
         if pos >= len(text) or text[pos] != ",":
             return
         pos += 1
-
-
-def _positional_values(
-    text: str, listing: regex.Match[str], placeholders: dict[str, KeyNameRule]
-) -> Iterator[tuple[int, int, KeyNameRule]]:
-    """The covered values of a list by position: the n-th is "$n" and "#n-1"."""
-    if listing.group() == "[":  # a trailing list, at its bracket
-        spans, _ = _values(text, listing.end())
-        yield from _by_position(spans, placeholders)
-        return
-    if listing.group("open") == "{":
-        literal = _compiled(_LITERAL)
-        numbered = _compiled(_NUMBERED)
-        pos = listing.end()
-        while (key := numbered.match(text, pos)) is not None:
-            value = literal.match(text, key.end())
-            if value is None:
-                return
-            n = int(key.group("k"))
-            rule = placeholders.get(f"${n}") or placeholders.get(f"#{n - 1}")
-            s, e = _literal_span(value)
-            if rule is not None and e > s:
-                yield s, e, rule
-            pos = value.end()
-            if pos >= len(text) or text[pos] != ",":
-                return
-            pos += 1
-        return
-    spans, _ = _values(text, listing.end())
-    yield from _by_position(spans, placeholders)
 
 
 def _by_position(

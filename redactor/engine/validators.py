@@ -552,7 +552,7 @@ _TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 # Splunk's search job ids, which its logs call "sid": scheduler__admin__search__RMD5…_at_…_478;
 # and a Windows security identifier (SID : S-1-5-21-…).
-_SPLUNK_SID = re.compile(
+_SID_NOT_A_SESSION = re.compile(
     r"\w{1,40}__\w{1,80}_at_[0-9]{9,11}_[0-9]{1,9}|S-1-[0-9]{1,3}(?:-[0-9]{1,10}){1,15}"
 )
 
@@ -591,7 +591,7 @@ def session_cookie(value: str) -> bool:
         and any(c.isdigit() for c in core)
         and any(c.isalpha() for c in core)
         and not _TWILIO_SID.fullmatch(core)
-        and not _SPLUNK_SID.fullmatch(core)
+        and not _SID_NOT_A_SESSION.fullmatch(core)
         and _issued_session(core)
         and not_placeholder_like(core)
     )
