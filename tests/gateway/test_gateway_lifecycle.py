@@ -71,9 +71,15 @@ def test_cli_gateway_drains_on_sigterm(home: Path, settings: Any, tmp_path: Path
         trace = os.urandom(16)
         body = dirty_logs(trace).SerializeToString()
         results: list[int] = []
+        # Every sender is connected before the signal: on a loaded machine a thread that
+        # started late would otherwise meet a listener already closed (connection refused),
+        # which is not what this test is about.
+        connected = threading.Barrier(9, timeout=10)
 
         def send() -> None:
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+            conn.connect()
+            connected.wait()
             conn.request("POST", "/v1/logs", body=body,
                          headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
             results.append(conn.getresponse().status)
@@ -81,6 +87,7 @@ def test_cli_gateway_drains_on_sigterm(home: Path, settings: Any, tmp_path: Path
         senders = [threading.Thread(target=send) for _ in range(8)]
         for thread in senders:
             thread.start()
+        connected.wait()
         time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         for thread in senders:
