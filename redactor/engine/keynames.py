@@ -73,9 +73,12 @@ _END_OF_WORD = (
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
 # The most spaces and tabs between a key, its separator and its value (aligned columns).
 _ALIGNMENT = 40
-# After a name: a number (access_token_2, Vault's "Unseal Key 1:") and a note that the value
-# is base64 (API_TOKEN_B64, password_base64).
-_KEY_SUFFIX = r"(?:[_\- ]?[0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+# After a name: a number (access_token_2, Vault's "Unseal Key 1:") or a version
+# (ses_smtp_password_v4, api_key_v2), and a note that the value is base64 (API_TOKEN_B64,
+# password_base64).
+_KEY_SUFFIX = (
+    r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+)
 
 
 # Name/value pairs, where one field names the key and a sibling holds its value: Kubernetes
@@ -260,7 +263,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"|[\p{{Ll}}_]{{1,40}}(?:{_END_OF_WORD}|$)"
         + message
         # kubectl describe secret: "token:      953 bytes"
-        + rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)))"
+        + rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)"
+        # an HTTP status: "failed to fetch anonymous token: 401 Unauthorized"
+        + r"|[1-5][0-9]{2} [A-Z][a-z]{2,}))"
     )
     # A quoted value is matched as runs between escapes, not a character at a time. The runs
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
@@ -322,8 +327,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A directive and its quoted value (Valve's rcon_password "abc", ipsec.secrets' PSK
         # "abc", Redis' requirepass "abc"): one token in quotes after spaces, with a digit or
         # a symbol in it. In prose the word names a resource: secret "db-creds" not found,
-        # Secret 'DbPassword' retrieved, with secret "database/creds/app".
-        r"""|[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
+        # Secret 'DbPassword' retrieved, with secret "database/creds/app". The name may be
+        # quoted too: buildkite-agent meta-data set "db-password" "abc".
+        r"""|(?:(?<=[\w.\-])["'])?[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
         r"""(?=[^\s"']{0,255}[0-9!#$%^&*+=~?@])[^\s"']{1,256}(?P=q)(?![^\s,;)\]}]))"""
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
         # guarded as after a colon (a plain word there is a header or a note).
@@ -387,7 +393,7 @@ _AFTER_NAME = _KEY_SUFFIX + (
     # opening quote (パスワード「...」)
     r"""|\\?"(?:\\r\\n){2}|\xe3\x80\x8c"""
     # a table's next cell (│ and ┃ of box-drawing tables too), or a directive's quoted value
-    rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|[\t ]{{1,3}}["'][^\s"']"""
+    rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|["']?[\t ]{{1,3}}["'][^\s"']"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
