@@ -397,6 +397,9 @@ _PUBLIC_KEY = re.compile(
 )
 # A number shown masked but for its last digits: XXXX-XXXX-XXXX-3424, **** **** 4242.
 _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
+# A secret as Jenkins stores and prints it: encrypted with the controller's master key, in
+# braces (credentials.xml, config.xml). Opening it takes that key, which no log holds.
+_JENKINS_ENCRYPTED = re.compile(r"\{AQAAAB[A-Za-z0-9+/]{20,}={0,2}\}")
 # What other tools write in place of a value, as prose: "connected (token hidden)".
 _MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
 _WORDS = re.compile(r"[a-z]+")
@@ -432,6 +435,8 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] in "{%" and _BRACED_NAME.fullmatch(core)):
         return False
+    if core[0] == "{" and _JENKINS_ENCRYPTED.fullmatch(core):
+        return False  # <password>{AQAAAB…}</password>: sealed with the Jenkins master key
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
