@@ -964,34 +964,55 @@ class _TooManyRepeats(Exception):
 
 def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     """``chosen`` with every other whole-word occurrence of a chosen span's text, masked by the
-    same rule, where no span is taken yet; sorted. Linear in the text however often a value
-    repeats."""
+    same rule, where no span is taken yet; sorted. A number written with separators is looked
+    for as its digits too: a rejected CSV record repeats "348-74-4802" as 348744802. Linear in
+    the text however often a value repeats."""
     taken: _TakenPositions | None = None
     extra: list[_Candidate] = []
     seen: set[str] = set()
     for cand in chosen:
         value = text[cand.start : cand.end]
-        if len(value) < _REPEAT_MIN_CHARS or value in seen or text.count(value) < 2:
-            continue  # nearly always: the value is there once
-        seen.add(value)
-        if taken is None:
-            taken = _TakenPositions(len(text), [(c.start, c.end) for c in chosen])
-        pos = text.find(value)
-        while pos >= 0:
-            end = pos + len(value)
+        for form in (value, _digits_of_number(value)):
             if (
-                not (pos > 0 and _word_char(text[pos - 1]))
-                and not (end < len(text) and _word_char(text[end]))
-                and taken.free(pos, end)
+                form is None
+                or len(form) < _REPEAT_MIN_CHARS
+                or form in seen
+                or text.count(form) < (2 if form is value else 1)
             ):
-                taken.take(pos, end)
-                extra.append(_Candidate(pos, end, cand.rule, pos))
-                if len(extra) > _REPEATS_MAX:
-                    raise _TooManyRepeats
-            pos = text.find(value, end)
+                continue  # nearly always: the value is there once
+            seen.add(form)
+            if taken is None:
+                taken = _TakenPositions(len(text), [(c.start, c.end) for c in chosen])
+            pos = text.find(form)
+            while pos >= 0:
+                end = pos + len(form)
+                if (
+                    not (pos > 0 and _word_char(text[pos - 1]))
+                    and not (end < len(text) and _word_char(text[end]))
+                    and taken.free(pos, end)
+                ):
+                    taken.take(pos, end)
+                    extra.append(_Candidate(pos, end, cand.rule, pos))
+                    if len(extra) > _REPEATS_MAX:
+                        raise _TooManyRepeats
+                pos = text.find(form, end)
     if not extra:
         return chosen
     return sorted(chosen + extra, key=lambda c: c.start)
+
+
+_NUMBER_SEPARATORS = frozenset(" -./")
+
+
+def _digits_of_number(value: str) -> str | None:
+    """The digits of a card number or SSN written with separators (4111 1111 1111 1111,
+    348-74-4802); None for anything else."""
+    if value.isdigit() or not value[:1].isdigit():
+        return None
+    digits = "".join(c for c in value if c.isdigit())
+    if len(digits) < 9 or any(not c.isdigit() and c not in _NUMBER_SEPARATORS for c in value):
+        return None
+    return digits
 
 
 def _split_into_masked_spans(text: str, chosen: list[_Candidate]) -> list[_Candidate]:

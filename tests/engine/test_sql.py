@@ -189,3 +189,16 @@ def test_a_flood_of_one_repeated_secret_fails_closed(engine: Redactor) -> None:
     # more repeats than a log line holds: the value is masked whole, in linear time
     out = engine.redact("password=Zx9Qw3kLmN0p " + "Zx9Qw3kLmN0p " * 5000)
     assert "Zx9Qw3kLmN0p" not in out
+
+
+def test_a_number_found_with_separators_is_masked_as_its_digits_too(engine: Redactor) -> None:
+    # A warehouse's load error quotes the field, then the rejected record holds it unformatted.
+    line = (
+        "Numeric value '348-74-4802' is not recognized  Row 65658, column "
+        '"CUSTOMERS_STG"["SSN_NUM":4]  Rejected record: 69600,Daniel,Okafor,348744802'
+    )
+    out = engine.redact(line)
+    assert "34874" not in out.replace("-", "") and "69600,Daniel,Okafor," in out
+    # Other numbers that only hold the digits are left alone.
+    out = engine.redact("card 4111 1111 1111 1111 then id 41111111111111112 ok")
+    assert "41111111111111112" in out
