@@ -31,8 +31,10 @@ CATEGORIES = frozenset({"card", "ssn", "secret", "pii"})
 #: The packs shipped with redactor. Their patterns are reviewed for linear matching and the test
 #: suite compiles them all and runs them over 10 MB adversarial lines, so they are compiled on
 #: first use; rules from anywhere else are compiled at load and always guarded by the match
-#: timeout (see ``Rule.guarded``).
-SHIPPED_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
+#: timeout (see ``Rule.guarded``). They live in the project's top-level ``rules/``;
+#: ``redactor/_packs`` links there, so a wheel carries them as package data and a checkout or
+#: an editable install reads the directory itself.
+SHIPPED_RULES_DIR = (Path(__file__).resolve().parent.parent / "_packs").resolve()
 # Plain re for these: compiling with regex at import costs milliseconds of every start-up.
 _LABEL_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,80}")
