@@ -241,7 +241,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # ?ServerAdminPassword=abc?MaxPlayers=70).
         bare = (
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$\-]{{1,{MAX_VALUE_CHARS}}}\("""
-            rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\[)"""
+            rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\["""
+            # a template's error message: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?not set}
+            r"""|\?[^}\r\n]{0,200}\})"""
             rf"(?P<secret>(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
             rf"{{1,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
         )
