@@ -292,6 +292,7 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
     | {"valid", "present", "public", "demo"}
+    | {"nil"}  # Elixir's and Ruby's null: %{"password" => nil}
     # authentication methods under an "auth" key (sshd auth=publickey, "auth":"oauth2")
     | {"publickey", "password", "oauth2", "oauth", "login", "plain", "ldap", "saml", "oidc"}
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
@@ -308,8 +309,9 @@ _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # Any case: a PHP or GraphQL variable too ($password, $dbPass).
 _SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),]?")
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
-# parts (/run/secrets/app, ~/.aws/credentials, ./password.txt).
-_FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?")
+# parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
+# options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
+_FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?(?::(?:ro|rw|z|Z)(?:,[\w=]+)*)?")
 
 
 def _has_random_segment(path: str) -> bool:
@@ -400,6 +402,8 @@ _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
 # A secret as Jenkins stores and prints it: encrypted with the controller's master key, in
 # braces (credentials.xml, config.xml). Opening it takes that key, which no log holds.
 _JENKINS_ENCRYPTED = re.compile(r"\{AQAAAB[A-Za-z0-9+/]{20,}={0,2}\}")
+# The same for Jasypt's ENC(…) (Spring, ActiveMQ Artemis, Camel): opened with a key kept apart.
+_JASYPT_ENCRYPTED = re.compile(r"ENC\([A-Za-z0-9+/=]{16,}\)")
 # What other tools write in place of a value, as prose: "connected (token hidden)".
 _MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
 _WORDS = re.compile(r"[a-z]+")
@@ -437,6 +441,10 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core[0] == "{" and _JENKINS_ENCRYPTED.fullmatch(core):
         return False  # <password>{AQAAAB…}</password>: sealed with the Jenkins master key
+    if core[0] == "E" and _JASYPT_ENCRYPTED.fullmatch(core):
+        return False  # <cluster-password>ENC(3e16…)</cluster-password>
+    if core.startswith("ID:"):
+        return False  # a JMS connection or session id (ActiveMQ's session=ID:host-4294-…)
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
