@@ -326,6 +326,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
         rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:(?!:)|\uff1a)){space}"""
+        # Erlang terms: a tuple ({default_pass, <<"abc">>}, RabbitMQ's config) and a map
+        # (#{<<"password">> => <<"abc">>}, EMQX's auth hooks)
+        r"""|,[ \t]{0,3}(?=<<")|">>[ \t]{0,3}=>[ \t]{0,3}(?=<<")"""
         # A directive and its quoted value (Valve's rcon_password "abc", ipsec.secrets' PSK
         # "abc", Redis' requirepass "abc"): one token in quotes after spaces, with a digit or
         # a symbol in it. In prose the word names a resource: secret "db-creds" not found,
@@ -391,6 +394,8 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
     rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|["']?>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
+    # an Erlang tuple's binary value ({default_pass,<<"...">>})
+    r'|,[\t ]{0,3}<<"'
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...); a Japanese
     # opening quote (パスワード「...」)
     r"""|\\?"(?:\\r\\n){2}|\xe3\x80\x8c"""
