@@ -271,10 +271,10 @@ def aws_key_id(value: str) -> bool:
 
 
 _MASK_CHARS = frozenset("*xX-_.")
-# Templates: shell and Compose (${X}), Jinja ({{x}}), Python (%(x)s), Logstash's sprintf
-# (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…}.
+# Templates: shell and Compose (${X}), FreeSWITCH's preprocessor ($${x}), Jinja ({{x}}), Python
+# (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…}.
 _PLACEHOLDER_PREFIXES = (
-    "${", "$(", "{{", "<", "%(", "%{", "$__", "[redacted", "arn:", "hmac-sha256:"
+    "${", "$$", "$(", "{{", "<", "%(", "%{", "$__", "[redacted", "arn:", "hmac-sha256:"
 )
 # A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
 # a Windows environment variable (%DB_PASS%).
