@@ -267,7 +267,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # kubectl describe secret: "token:      953 bytes"
         + rf"|[0-9]{{1,9}} bytes(?:{_END_OF_WORD}|$)"
         # an HTTP status: "failed to fetch anonymous token: 401 Unauthorized"
-        + r"|[1-5][0-9]{2} [A-Z][a-z]{2,}))"
+        + r"|[1-5][0-9]{2} [A-Z][a-z]{2,}"
+        # an error's name before its message: "Unable to read DB_PASSWORD: ParameterNotFound: …"
+        + r"|[A-Za-z][A-Za-z.]{2,60}:(?:\s|$)))"
     )
     # A quoted value is matched as runs between escapes, not a character at a time. The runs
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
@@ -297,13 +299,15 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
     # a line break (an escaped one too), then the value field.
-    # A field such as CloudTrail's "type":"String" may stand between the two, and OTLP wraps
+    # A field such as CloudTrail's "type":"String" (or Azure app settings' "slotSetting": false)
+    # may stand between the two, and OTLP wraps
     # the value in its type: {"key":"db.password","value":{"stringValue":"..."}} (Go's SDK:
     # {"Type":"STRING","Value":"..."}). Spring Boot
     # Actuator's /env nests it under the name: "DB_PASSWORD":{"value":"...","origin":...}.
     named_value = (
         r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
-        r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}"[^"\r\n]{0,40}"\s{0,3},\s{0,3})?(?:\\?["'])?"""
+        r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}(?:"[^"\r\n]{0,40}"|true|false|null|-?[0-9]{1,20})"""
+        r"""\s{0,3},\s{0,3})?(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
         r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3}"""
         r"""|\{\s{0,3}"Type"\s{0,3}:\s{0,3}"[A-Za-z]{1,20}"\s{0,3},\s{0,3}"Value"\s{0,3}:\s{0,3})?"""

@@ -284,6 +284,9 @@ _BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}|%[A-Za-z_][A-Za-z0-
 # a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
 # private_key: env:PRIVATE_KEY).
 _REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:", "env:")
+# A secret manager's secret by name and version, as Cloud Run's --set-secrets and Secret
+# Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
+_SECRET_VERSION_REFERENCE = re.compile(r"[a-z][a-z0-9_\-]{0,254}:(?:latest|[0-9]{1,6})")
 _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
@@ -443,6 +446,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # <password>{AQAAAB…}</password>: sealed with the Jenkins master key
     if core[0] == "E" and _JASYPT_ENCRYPTED.fullmatch(core):
         return False  # <cluster-password>ENC(3e16…)</cluster-password>
+    if ":" in core and _SECRET_VERSION_REFERENCE.fullmatch(core):
+        return False
     if core.startswith("ID:"):
         return False  # a JMS connection or session id (ActiveMQ's session=ID:host-4294-…)
     first = core[0]
