@@ -627,10 +627,14 @@ def random_token(value: str) -> bool:
     placeholder. Error codes (INVALID_GRANT), promo codes (SUMMER2024SALE), user names,
     encoded URLs and Stripe's object ids (tok_…) fail."""
     core = value.strip("\"'")
+    # a mask, a template, a reference, an object's id (tok_…)
+    return not_placeholder_like(core) and _random_shape(core)
+
+
+def _random_shape(core: str) -> bool:
+    """random_token's test of the characters, for a value known to be no placeholder."""
     if "%3a%2f%2f" in core.lower():
         return False  # a URL-encoded URL
-    if not not_placeholder_like(core):
-        return False  # a mask, a template, a reference, an object's id (tok_…)
     has_digit = any(c.isdigit() for c in core)
     if has_digit and any(c.isupper() for c in core) and any(c.islower() for c in core):
         return True
@@ -642,15 +646,14 @@ def generated_token(value: str) -> bool:
     """``random_token``, or 20+ letters of both cases spread like a random draw (entropy of 4.2
     bits a character or more): a magic link's token may hold no digit, a slug or a CamelCase
     name (MyAccountSettingsPage) is not spread so."""
-    if random_token(value):
-        return True
     core = value.strip("\"'")
-    return (
+    if not not_placeholder_like(core):  # asked once: both tests below need it
+        return False
+    return _random_shape(core) or (
         len(core) >= 20
         and any(c.isupper() for c in core)
         and any(c.islower() for c in core)
         and entropy_at_least(core, 4.2)
-        and not_placeholder_like(core)
     )
 
 
