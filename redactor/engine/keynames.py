@@ -472,7 +472,7 @@ _SETTING = re.compile(
 
 
 # What other tools print in place of a value they masked.
-_MASK_CHARS = frozenset("\u2588\u2592\u2591*\u2022\u25cfxX")
+_MASK_GLYPHS = frozenset("\u2588\u2592\u2591*\u2022\u25cfxX")
 
 
 def cookie_values(header: str) -> list[tuple[int, int]]:
@@ -511,7 +511,7 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
             if (
                 stripped
                 and (equals < 0 or not _SETTING.fullmatch(stripped))
-                and not set(stripped) <= _MASK_CHARS
+                and not set(stripped) <= _MASK_GLYPHS
             ):
                 offset = value_start + value.index(stripped)
                 spans.append((offset, offset + len(stripped)))

@@ -270,7 +270,8 @@ def aws_key_id(value: str) -> bool:
     return all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value[4:])
 
 
-_MASK_CHARS = frozenset("*xX-_.")
+# A value made of these only is a mask (****, xxxx-xxxx), not a secret.
+_MASK_AND_SEPARATOR_CHARS = frozenset("*xX-_.")
 # Templates: shell and Compose (${X}), FreeSWITCH's preprocessor ($${x}), Jinja ({{x}}), Python
 # (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…}.
 _PLACEHOLDER_PREFIXES = (
@@ -430,7 +431,7 @@ def not_placeholder_like(value: str) -> bool:
 
         core = unquote(core) or core  # redis://:%2A%2A%2A%2A@…, token=%3Cyour-token%3E
     chars = set(core)
-    if len(chars) <= 2 or chars <= _MASK_CHARS or "***" in core or "XXXXXX" in core:
+    if len(chars) <= 2 or chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
     if _MASKED_DISPLAY.fullmatch(core):
         return False
