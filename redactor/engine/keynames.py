@@ -360,10 +360,13 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # ["key", "value"] pairs, as Rails and other ORMs log bind parameters, and ('key', 'value')
     # tuples as Python's repr of a header list shows them, or of an ASGI scope's as bytes
     # ((b'x-api-key', b'...')); single quotes only: a SQL column list, ("password", "email"),
-    # is no pair.
+    # is no pair. The name must open the pair: in a list of strings ("password",
+    # "client_credentials", "urn:...:device_code"]) the last two are no name and value.
     pair = (
-        rf"""(?:["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
-        rf"""|'\s{{0,2}},\s{{0,2}}[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
+        r"""(?:(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
+        rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
+        r"""|(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
+        rf"""'\s{{0,2}},\s{{0,2}}[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
     )
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"

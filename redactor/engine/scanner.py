@@ -9,6 +9,10 @@ Both scanners compile the same trigger patterns and answer the same two question
 :class:`HyperscanScanner` uses Hyperscan's multi-pattern automaton (about one pass at GB/s);
 :class:`RegexScanner` is the portable fallback. Triggers are a superset filter, so the two
 give the same final redaction even where their internal match reporting differs.
+
+Both compile triggers in multi-line mode: a chunk (and the joined texts of
+``Redactor.is_clean_texts``) holds many lines, and a trigger's ``^`` or ``$`` must hold at
+each line's start and end, as it does when stage 2 sees the line alone.
 """
 
 from __future__ import annotations
@@ -74,10 +78,10 @@ class RegexScanner:
     name = "regex"
 
     def __init__(self, triggers: Sequence[str]) -> None:
-        compiled = [re.compile(t.encode()) for t in triggers]
+        compiled = [re.compile(t.encode(), re.MULTILINE) for t in triggers]
         self._each = compiled
         # Scoped inline flags keep each trigger's (?i) local to its own alternative.
-        self._any = re.compile(b"|".join(_scoped(t).encode() for t in triggers))
+        self._any = re.compile(b"|".join(_scoped(t).encode() for t in triggers), re.MULTILINE)
 
     def triggered(self, data: bytes) -> list[int]:
         if self._any.search(data) is None:
@@ -145,8 +149,11 @@ class HyperscanScanner:
             for part in (parts or {}).get(trigger, (trigger,))
         ]
         key = "\x00".join(part for _, part in expressions)
-        self._once = _database(f"once\x00{key}", expressions, _hs.HS_FLAG_SINGLEMATCH, cache)
-        self._every = _database(f"every\x00{key}", expressions, 0, cache)
+        multiline = _hs.HS_FLAG_MULTILINE
+        self._once = _database(
+            f"once\x00{key}", expressions, _hs.HS_FLAG_SINGLEMATCH | multiline, cache
+        )
+        self._every = _database(f"every\x00{key}", expressions, multiline, cache)
         self._scratch_once = _hs.Scratch(self._once)
         self._scratch_every = _hs.Scratch(self._every)
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
@@ -325,7 +332,7 @@ def _database(
     cache: DatabaseCache | None,
 ) -> Any:
     """A block-mode database of ``patterns`` (id, expression), from ``cache`` if it holds one
-    built from the same ``identity``."""
+    built from the same ``identity`` and flags."""
 
     def build() -> Any:
         assert _hs is not None
@@ -338,7 +345,7 @@ def _database(
         )
         return db
 
-    return cache.load_or_build(identity, build) if cache else build()
+    return cache.load_or_build(f"{extra_flags}\x00{identity}", build) if cache else build()
 
 
 def _hyperscan_syntax(trigger: str) -> bytes:

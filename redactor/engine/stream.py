@@ -109,6 +109,8 @@ def _pem_block(buf: bytes, line_start: int, line_end: int, floor: int) -> tuple[
     if opened is not None:
         if _PEM_CLOSE.search(buf, opened.end(), line_end):
             return None  # the whole key is on this line
+        if buf.find(b"\\n", opened.end(), line_end) >= 0:
+            return None  # written with escaped newlines: a key on this line alone, cut short
         end = _body_end(buf, line_end)
         return None if end is None else (line_start, end)
     if _PEM_CLOSE.search(buf, line_start, line_end) is None:

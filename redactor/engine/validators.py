@@ -258,6 +258,9 @@ def sasl_plain(value: str) -> bool:
     return not (password.startswith("/*") and password.endswith("*/"))
 
 
+# AWS's documentation and SDK tests use AKIAIOSFODNN7EXAMPLE and
+# wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY; configuration samples copy them.
+_AWS_EXAMPLE_SUFFIXES = ("EXAMPLE", "EXAMPLEKEY")
 _AWS_PREFIXES = (
     "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA", "ASCA",
 )
@@ -267,15 +270,23 @@ def aws_key_id(value: str) -> bool:
     """AWS access key ids: a known 4-letter prefix and a base32 (A-Z2-7) body of 16."""
     if len(value) != 20 or not value.startswith(_AWS_PREFIXES) or "XXXXXXXX" in value:
         return False  # ASIAXXXXXXXXXXXXVTSZ: CloudTrail's own mask
+    if value.endswith(_AWS_EXAMPLE_SUFFIXES):
+        return False  # AKIAIOSFODNN7EXAMPLE: the example in AWS's documentation
     return all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value[4:])
+
+
+def aws_secret_key(value: str) -> bool:
+    """AWS secret access keys, but for the documentation's example."""
+    return not value.endswith(_AWS_EXAMPLE_SUFFIXES)
 
 
 # A value made of these only is a mask (****, xxxx-xxxx), not a secret.
 _MASK_AND_SEPARATOR_CHARS = frozenset("*xX-_.")
 # Templates: shell and Compose (${X}), FreeSWITCH's preprocessor ($${x}), Jinja ({{x}}), Python
-# (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…}.
+# (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…},
+# Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%).
 _PLACEHOLDER_PREFIXES = (
-    "${", "$$", "$(", "{{", "<", "%(", "%{", "$__", "[redacted", "arn:", "hmac-sha256:"
+    "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:"
 )
 # A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
 # a Windows environment variable (%DB_PASS%).
@@ -310,8 +321,9 @@ _PLACEHOLDER_WORDS = frozenset(
 _ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
-# Any case: a PHP or GraphQL variable too ($password, $dbPass).
-_SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),]?")
+# Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
+# run configuration ($DB_PASSWORD$).
+_SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),$]?")
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
 # options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
@@ -393,13 +405,15 @@ _STRIPE_OBJECT_ID = re.compile(
 # Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ), a sample
 # value in an example file (your-key-here, YOUR_API_TOKEN), and keys that are public by design:
 # Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's application ids and
-# Adyen's client keys (live_ and 32 capitals and digits), all of which browsers are sent.
+# Adyen's client keys (live_ and 32 capitals and digits) and Global Payments' (Heartland's)
+# public API keys (pkapi_prod_…), all of which browsers are sent.
 _SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)"
 )
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
+    r"|pkapi_(?:prod|cert|test)_\w{16,}"
 )
 # A number shown masked but for its last digits: XXXX-XXXX-XXXX-3424, **** **** 4242.
 _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
@@ -462,6 +476,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
     if first in ":@" and core[1:].isidentifier():
         return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
+    if first == "@" and _FILE_PATH.fullmatch(core[1:]):
+        return False  # read from a file (vault write … password=@/run/secrets/pg, curl -d @…)
     if first == "-" and core[1:].isdigit():
         return False  # a negative number: Cassandra's partition "token -668573621372679220"
     if first.isdigit() and _RATIO.fullmatch(core):
@@ -475,6 +491,8 @@ def not_placeholder_like(value: str) -> bool:
     if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
     if _SHORTENED.fullmatch(core) or _SAMPLE_VALUE.fullmatch(core) or _PUBLIC_KEY.fullmatch(core):
+        return False
+    if core.endswith(_AWS_EXAMPLE_SUFFIXES):
         return False
     if " " in core and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
         return False
@@ -728,6 +746,7 @@ VALIDATORS: dict[str, Validator] = {
     "jwt": jwt,
     "sasl_plain": sasl_plain,
     "aws_key_id": aws_key_id,
+    "aws_secret_key": aws_secret_key,
     "not_placeholder_like": not_placeholder_like,
     "password_value": password_value,
     "session_value": session_value,

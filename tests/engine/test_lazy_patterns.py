@@ -35,7 +35,7 @@ must_match = ["key wdg_a1b2c3d4 here"]
 
 SAMPLES = [
     "nothing to see here",
-    "aws AKIAIOSFODNN7EXAMPLE in the log",
+    "aws AKIAFAKEA7LQSAJ2XUID in the log",
     "login ok DB_PASSWORD=Tr0ub4dor&3 next",
     "paid with 4111 1111 1111 1111 today",
     "INSERT INTO users (email, password) VALUES ('a@b.c', 'hunter2xyz')",

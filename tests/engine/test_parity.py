@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from redactor.engine import Redactor, load_ruleset
+from redactor.engine import Redactor, RuleSet, load_ruleset
 from redactor.engine.scanner import MAX_MATCHES_PER_LINE
 from redactor.engine.stream import line_trace_id, redact_chunk
 from redactor.settings import DEFAULT_RULES_DIR
@@ -93,6 +93,29 @@ def test_chunk_equals_line_by_line_on_the_corpus(
     assert len(chunk) == len(lines) == len(corpus_lines) + 1
     differ = [i for i, (a, b) in enumerate(zip(chunk, lines, strict=False)) if a != b]
     assert not differ, f"redact_chunk differs from per-line redaction on lines {differ[:10]}"
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_chunk_equals_line_by_line_on_every_rule_example(
+    engines: dict[str, Redactor], shipped_ruleset: RuleSet, scanner: str
+) -> None:
+    """Every example of every rule, each on a line of its own in one chunk: a trigger anchored
+    to a line's start or end (``^PASS``, ``-u KEY:$``) must fire on every line of a chunk, not
+    only at the chunk's own start and end."""
+    engine = engines[scanner]
+    texts = sorted(
+        {
+            example.text
+            for rule in (*shipped_ruleset.rules, *shipped_ruleset.keynames)
+            for example in (*rule.must_match, *rule.must_not_match)
+            if "\n" not in example.text and "\r" not in example.text
+        }
+    )
+    buf = ("\n".join(texts) + "\n").encode("utf-8", "surrogatepass")
+    chunk, lines = _chunk(engine, buf).split(b"\n"), _per_line(engine, buf).split(b"\n")
+    assert len(chunk) == len(lines) == len(texts) + 1
+    differ = [i for i, (a, b) in enumerate(zip(chunk, lines, strict=False)) if a != b]
+    assert not differ, f"redact_chunk differs from per-line redaction on examples {differ[:10]}"
 
 
 @pytest.mark.parametrize("scanner", SCANNERS)
