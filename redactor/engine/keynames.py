@@ -37,6 +37,10 @@ _ACCOUNT_SCHEME = r"(?i:SharedKey(?:Lite)?\s+)"
 # What an unquoted value is made of; "?" too, but only where no name= follows it (see
 # _pattern_source).
 _BARE_CHAR = r"""[^\s"'`,;&(){}\[\]<>\\?]"""
+# A bracket inside an unquoted value, between two of its characters, is part of it (generated
+# passwords hold them: keyStorePassword=c0p1K}KYrfnBR8, password=3GvouPC~[iIuBMhP); one that
+# ends it (params={password=abc}) or opens it (password=[FILTERED]) is not.
+_INNER_BRACKET = rf"[\[\]{{}}()](?={_BARE_CHAR})"
 # An empty value in logfmt ("password= host=db"): after "=" and spaces, another key=value is
 # the next field, not the value, and so is a lower-case key with an empty value of its own
 # ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, also
@@ -245,7 +249,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
             # a template's error message: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?not set}
             r"""|\?[^}\r\n]{0,200}\})"""
             rf"(?P<secret>(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
-            rf"{{1,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
+            rf"(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=)|{_INNER_BRACKET})"
+            rf"{{0,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
         )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.

@@ -449,8 +449,10 @@ def not_placeholder_like(value: str) -> bool:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
     if _MASKED_DISPLAY.fullmatch(core):
         return False
-    if core[0] in "[*" and core[-1] in "]*":
-        core = core.strip("[]*")  # [FILTERED], **redacted**: another tool's mask
+    if core[0] == "[" or (core[0] == "*" and core[-1] in "]*"):
+        # [FILTERED], **redacted**: another tool's mask; "[REDACTED" too, where a pattern's
+        # value may not end in a bracket
+        core = core.strip("[]*")
         if not core:
             return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
