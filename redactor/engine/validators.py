@@ -307,6 +307,8 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
     | {"valid", "present", "public", "demo"}
+    # where a resolver put it: "vault:…#password -> env CLIENT_SECRET"
+    | {"env"}
     | {"nil"}  # Elixir's and Ruby's null: %{"password" => nil}
     # authentication methods under an "auth" key (sshd auth=publickey, "auth":"oauth2")
     | {"publickey", "password", "oauth2", "oauth", "login", "plain", "ldap", "saml", "oidc"}
@@ -403,13 +405,15 @@ _STRIPE_OBJECT_ID = re.compile(
 
 
 # Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ), a sample
-# value in an example file (your-key-here, YOUR_API_TOKEN), and keys that are public by design:
-# Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's application ids and
-# Adyen's client keys (live_ and 32 capitals and digits) and Global Payments' (Heartland's)
-# public API keys (pkapi_prod_…), all of which browsers are sent.
+# value in an example file (your-key-here, YOUR_API_TOKEN, changeme-in-vault), and keys that
+# are public by design: Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's
+# application ids, Adyen's client keys (live_ and 32 capitals and digits) and Global Payments'
+# (Heartland's) public API keys (pkapi_prod_…), all of which browsers are sent.
 _SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)"
+    # an instruction in a sample config: changeme-in-vault, changeit_before_deploy
+    r"|(?i:change[-_]?(?:me|it))[-_][A-Za-z][A-Za-z_\-]{1,40}"
 )
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
