@@ -302,7 +302,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"|{next_field}{_YAML_TAG}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
     )
     # After the name: its closing quote and, as a subscript, a bracket (config['password'] = ...).
-    # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma, spaces or
+    # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma (a
+    # semicolon in PowerShell's ParameterBinding trace: name="Secret"; value="…"), spaces or
     # a line break (an escaped one too), then the value field.
     # A field such as CloudTrail's "type":"String" (or Azure app settings' "slotSetting": false)
     # may stand between the two, and OTLP wraps
@@ -310,7 +311,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # {"Type":"STRING","Value":"..."}). Spring Boot
     # Actuator's /env nests it under the name: "DB_PASSWORD":{"value":"...","origin":...}.
     named_value = (
-        r"""(?:\\?["'])?(?:\s{0,3},\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
+        r"""(?:\\?["'])?(?:\s{0,3}[,;]\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
         r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}(?:"[^"\r\n]{0,40}"|true|false|null|-?[0-9]{1,20})"""
         r"""\s{0,3},\s{0,3})?(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
@@ -415,7 +416,7 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|["']?[\t ]{{1,3}}["'][^\s"']"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
-    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{1,12}}\\?["']?(?:value|parameter_?value)"""
+    rf"""|\\?["']?(?:{_TRIGGER_SPACE}|[,;]){{1,12}}\\?["']?(?:value|parameter_?value)"""
     # a name/value pair across an escaped line break: the value field may be far indented
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|,){{0,12}}\\n)"""
 )

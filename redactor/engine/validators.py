@@ -408,7 +408,8 @@ _STRIPE_OBJECT_ID = re.compile(
 # value in an example file (your-key-here, YOUR_API_TOKEN, changeme-in-vault), and keys that
 # are public by design: Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's
 # application ids, Adyen's client keys (live_ and 32 capitals and digits) and Global Payments'
-# (Heartland's) public API keys (pkapi_prod_…), all of which browsers are sent.
+# (Heartland's) public API keys (pkapi_prod_…), all of which browsers are sent; and the
+# tracking token of Marketo's Munchkin cookie, which it sets in every visitor's browser.
 _SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)"
@@ -418,6 +419,8 @@ _SAMPLE_VALUE = re.compile(
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
     r"|pkapi_(?:prod|cert|test)_\w{16,}"
+    # Marketo's Munchkin tracking cookie (_mkto_trk=id:…&token:_mch-domain-timestamp-n)
+    r"|_mch-[\w.\-]{1,253}-[0-9]{13}-[0-9]{1,6}"
 )
 # A number shown masked but for its last digits: XXXX-XXXX-XXXX-3424, **** **** 4242.
 _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
