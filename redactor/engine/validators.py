@@ -502,7 +502,7 @@ def not_placeholder_like(value: str) -> bool:
     if _SHORTENED.fullmatch(core) or _SAMPLE_VALUE.fullmatch(core) or _PUBLIC_KEY.fullmatch(core):
         return False
     if core.endswith(_AWS_EXAMPLE_SUFFIXES):
-        return False
+        return False  # AWS's documentation examples, copied into sample configs
     if " " in core and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
         return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
