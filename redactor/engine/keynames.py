@@ -379,8 +379,16 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # XML elements: <password>abc</password>, <ns:apiKey>abc</ns:apiKey>. The lookbehind
     # wants the whole start tag to be a name ("<span class=token>" is not one).
     # With attributes too: <wsse:Password Type="...#PasswordText">abc</wsse:Password>.
+    # Or the value in a Value element of its own, as Windows' unattend.xml writes it:
+    # <Password><Value>abc</Value><PlainText>true</PlainText></Password>.
     attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:\\?"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
-    xml = rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    xml = (
+        rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?:<(?:[\w\-]{{1,20}}:)?Value>)?"
+        rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    )
+    # A property list's key and its string (macOS Wi-Fi and MDM profiles):
+    # <key>Password</key><string>abc</string>.
+    plist = rf"(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
     # The name as an element's name attribute, the value its content (Hibernate and Spring
     # XML: <property name="hibernate.connection.password">abc</property>).
     xml_named = (
@@ -394,7 +402,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"(?:%22)?%3[DdAa](?:%22)?"
         rf"(?P<secret>(?:[^%\s\"'&,;<>\\]|%(?!2[26Cc])[0-9A-Fa-f]{{2}}){{1,{n}}})"
     )
-    return key + rf"(?:{pair}|{pg_detail}|{xml}|{xml_named}|{url_encoded}|{separator}{value})"
+    structured = f"{pair}|{pg_detail}|{xml}|{xml_named}|{plist}|{url_encoded}"
+    return key + rf"(?:{structured}|{separator}{value})"
 
 
 # The separator is part of a key-name trigger: "token" alone is common prose, "token=" is not.
@@ -414,6 +423,8 @@ _AFTER_NAME = _KEY_SUFFIX + (
     r"""|\\?"(?:\\r\\n){2}|\xe3\x80\x8c"""
     # a table's next cell (│ and ┃ of box-drawing tables too), or a directive's quoted value
     rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|["']?[\t ]{{1,3}}["'][^\s"']"""
+    # a property list's key and its string (<key>Password</key><string>)
+    rf"""|</key>{_TRIGGER_SPACE}{{0,9}}<string>"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|[,;]){{1,12}}\\?["']?(?:value|parameter_?value)"""

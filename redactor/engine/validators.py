@@ -429,8 +429,11 @@ _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
 _JENKINS_ENCRYPTED = re.compile(r"\{AQAAAB[A-Za-z0-9+/]{20,}={0,2}\}")
 # The same for Jasypt's ENC(…) (Spring, ActiveMQ Artemis, Camel): opened with a key kept apart.
 _JASYPT_ENCRYPTED = re.compile(r"ENC\([A-Za-z0-9+/=]{16,}\)")
-# What other tools write in place of a value, as prose: "connected (token hidden)".
-_MASK_WORDS = frozenset({"hidden", "redacted", "masked", "omitted", "filtered", "elided"})
+# What other tools write in place of a value, as prose: "connected (token hidden)", or
+# Windows setup's *SENSITIVE*DATA*DELETED*.
+_MASK_WORDS = frozenset(
+    {"hidden", "redacted", "masked", "omitted", "filtered", "elided", "deleted"}
+)
 _WORDS = re.compile(r"[a-z]+")
 
 
@@ -503,7 +506,7 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core.endswith(_AWS_EXAMPLE_SUFFIXES):
         return False  # AWS's documentation examples, copied into sample configs
-    if " " in core and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
+    if (" " in core or "*" in core) and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
         return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
