@@ -455,7 +455,11 @@ def not_placeholder_like(value: str) -> bool:
 
         core = unquote(core) or core  # redis://:%2A%2A%2A%2A@…, token=%3Cyour-token%3E
     chars = set(core)
-    if len(chars) <= 2 or chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
+    # One character repeated, or two (xx, *-, 78): a mask or no value. Three digits or more are
+    # the exception: a CVV or a PIN of two digits (288, 1212) is as secret as any.
+    if len(chars) == 1 or (len(chars) == 2 and not (core.isdigit() and len(core) >= 3)):
+        return False
+    if chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
     if _MASKED_DISPLAY.fullmatch(core):
         return False
