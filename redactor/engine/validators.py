@@ -300,6 +300,8 @@ _REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:", "env:")
 # Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
 _SECRET_VERSION_REFERENCE = re.compile(r"[a-z][a-z0-9_\-]{0,254}:(?:latest|[0-9]{1,6})")
 _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
+# A state said in the negative where a value would be: not_requested, not-provided, no_pin.
+_NEGATED_STATE = re.compile(r"(?i:not?)[-_][a-z]{2,20}(?:[-_][a-z]{2,20})?")
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -471,6 +473,8 @@ def not_placeholder_like(value: str) -> bool:
             return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
+    if core[:3].lower() in ("not", "no_", "no-") and _NEGATED_STATE.fullmatch(core):
+        return False  # mobile_credential=not_requested, token=not-provided, pin=no_pin
     if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] in "{%" and _BRACED_NAME.fullmatch(core)):
         return False
     if core[0] == "{" and _JENKINS_ENCRYPTED.fullmatch(core):
