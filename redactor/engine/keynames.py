@@ -65,23 +65,24 @@ _PLAIN_WORD = (
     r"(?:[^\W\d_][\p{Ll}\p{Lo}\p{Lm}\p{M}]{0,15}|\p{Lu}{1,16}"
     r"|\p{Lu}{0,5}(?:\p{Lu}\p{Ll}{1,15}){1,4}\p{Lu}{0,5})"
 )
-# What ends a plain word: spaces, quotes and brackets, punctuation ("!" too: a GraphQL type,
-# $password: String!), and the CJK ones; "." and ":" only before a space or the end (in
-# "default:production.3717a9..." the word begins a token).
+# What ends a plain word: spaces, quotes and brackets, punctuation, and the CJK ones; "." and
+# ":" only before a space or the end (in "default:production.3717a9..." the word begins a
+# token), and "!" before those or a closing bracket (a GraphQL type, $password: String!),
+# where "kilowatt!!038" goes on.
 _END_OF_WORD = (
-    r"""(?:[\s"'`,;&(){}\[\]<>\\!"""
-    r"""\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]|[.:](?!\S))"""
+    r"""(?:[\s"'`,;&(){}\[\]<>\\"""
+    r"""\u3001\u3002\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f]|[.:](?!\S)|!(?![^\s)\]},;]))"""
 )
 # In a trigger (bytes), every byte that can start a character the patterns' \s matches
 # (Unicode spaces too), but not a newline: see rules/README.md.
 _TRIGGER_SPACE = r"[\t\x0b-\r\x1c-\x20\x80-\xff]"
 # The most spaces and tabs between a key, its separator and its value (aligned columns).
 _ALIGNMENT = 40
-# After a name: a number (access_token_2, Vault's "Unseal Key 1:") or a version
-# (ses_smtp_password_v4, api_key_v2), and a note that the value is base64 (API_TOKEN_B64,
-# password_base64).
+# After a name: a number (access_token_2, Vault's "Unseal Key 1:"), a version
+# (ses_smtp_password_v4, api_key_v2) or an environment variable's letter (OCPI's
+# CREDENTIALS_TOKEN_A), and a note that the value is base64 (API_TOKEN_B64, password_base64).
 _KEY_SUFFIX = (
-    r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2})?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+    r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2}|_[A-Z])?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
 )
 
 
