@@ -463,6 +463,8 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
+    if "\u2022\u2022\u2022" in core or "\u25cf\u25cf\u25cf" in core:
+        return False  # sk_live_••••••••rGzS: a dashboard's display of a key
     if _MASKED_DISPLAY.fullmatch(core):
         return False
     if core[0] == "[" or (core[0] == "*" and core[-1] in "]*"):
