@@ -300,7 +300,8 @@ _REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:", "env:")
 # Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
 _SECRET_VERSION_REFERENCE = re.compile(r"[a-z][a-z0-9_\-]{0,254}:(?:latest|[0-9]{1,6})")
 _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
-# A placeholder in angle brackets after a key's real prefix: sk_live_<your-secret-key>.
+# A placeholder in angle brackets inside a value, after a key's real prefix (a quoted
+# "sk_live_<your-secret-key>").
 _ANGLE_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_\- ]{1,40}>")
 # A state said in the negative where a value would be: not_requested, not-provided, no_pin.
 _NEGATED_STATE = re.compile(r"(?i:not?)[-_][a-z]{2,20}(?:[-_][a-z]{2,20})?")
@@ -466,7 +467,7 @@ def not_placeholder_like(value: str) -> bool:
     if chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
         return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
     if "xxxxxx" in core or ("<" in core and _ANGLE_PLACEHOLDER.search(core)):
-        return False  # pdl_sdbx_apikey_xxxxxxxx…, sk_live_<your-secret-key>: a sample
+        return False  # pdl_sdbx_apikey_xxxxxxxx…, "sk_live_<your-secret-key>": a sample
     if "\u2022\u2022\u2022" in core or "\u25cf\u25cf\u25cf" in core:
         return False  # sk_live_••••••••rGzS: a dashboard's display of a key
     if _MASKED_DISPLAY.fullmatch(core):
