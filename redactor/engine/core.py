@@ -972,12 +972,13 @@ def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     seen: set[str] = set()
     for cand in chosen:
         value = text[cand.start : cand.end]
-        for form in (value, _digits_of_number(value)):
+        # The value must be there again; its digits alone once anywhere.
+        for form, least in ((value, 2), (_digits_of_number(value), 1)):
             if (
                 form is None
                 or len(form) < _REPEAT_MIN_CHARS
                 or form in seen
-                or text.count(form) < (2 if form is value else 1)
+                or text.count(form) < least
             ):
                 continue  # nearly always: the value is there once
             seen.add(form)
