@@ -244,14 +244,14 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # the value. Nor a scheme whose value is a placeholder (Bearer <redacted>).
         # A "?" before another name= ends the value (a game server's command line:
         # ?ServerAdminPassword=abc?MaxPlayers=70).
+        bare_run = rf"(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
         bare = (
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$\-]{{1,{MAX_VALUE_CHARS}}}\("""
             rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\["""
             # a template's error message: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?not set}
             r"""|\?[^}\r\n]{0,200}\})"""
-            rf"(?P<secret>(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
-            rf"(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=)|{_INNER_BRACKET})"
-            rf"{{0,{MAX_VALUE_CHARS}}})(?!(?<=\$)\{{)"
+            rf"(?P<secret>{bare_run}(?:{bare_run}|{_INNER_BRACKET}){{0,{MAX_VALUE_CHARS}}})"
+            r"(?!(?<=\$)\{)"
         )
     n = MAX_VALUE_CHARS
     # A whole-line value (a cookie header) is made of name=value pairs.
