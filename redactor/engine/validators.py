@@ -282,6 +282,9 @@ def aws_secret_key(value: str) -> bool:
 
 # A value made of these only is a mask (****, xxxx-xxxx), not a secret.
 _MASK_AND_SEPARATOR_CHARS = frozenset("*xX-_.")
+# A value holding one of these runs is masked in part (1//XXXXXXXXXXXX, a dashboard's
+# sk_live_••••rGzS) or a sample (pdl_sdbx_apikey_xxxxxxxx…).
+_MASK_RUNS = ("***", "XXXXXX", "xxxxxx", "\u2022\u2022\u2022", "\u25cf\u25cf\u25cf")
 # Templates: shell and Compose (${X}), FreeSWITCH's preprocessor ($${x}), Jinja ({{x}}), Python
 # (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…},
 # Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%).
@@ -464,12 +467,10 @@ def not_placeholder_like(value: str) -> bool:
     # the exception: a CVV or a PIN of two digits (288, 1212) is as secret as any.
     if len(chars) == 1 or (len(chars) == 2 and not (core.isdigit() and len(core) >= 3)):
         return False
-    if chars <= _MASK_AND_SEPARATOR_CHARS or "***" in core or "XXXXXX" in core:
-        return False  # EAAXXXXXXXXXXXX, 1//XXXXXXXXXXXX: masked but for a prefix
-    if "xxxxxx" in core or ("<" in core and _ANGLE_PLACEHOLDER.search(core)):
-        return False  # pdl_sdbx_apikey_xxxxxxxx…, "sk_live_<your-secret-key>": a sample
-    if "\u2022\u2022\u2022" in core or "\u25cf\u25cf\u25cf" in core:
-        return False  # sk_live_••••••••rGzS: a dashboard's display of a key
+    if chars <= _MASK_AND_SEPARATOR_CHARS or any(run in core for run in _MASK_RUNS):
+        return False  # EAAXXXXXXXXXXXX, sk_live_••••••••rGzS: masked but for a prefix or a tail
+    if "<" in core and _ANGLE_PLACEHOLDER.search(core):
+        return False  # "sk_live_<your-secret-key>": a sample
     if _MASKED_DISPLAY.fullmatch(core):
         return False
     if core[0] == "[" or (core[0] == "*" and core[-1] in "]*"):
