@@ -220,7 +220,8 @@ def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
 def _pattern_source(names: str, value_kind: str) -> str:
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
     # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
-    key = r"(?<!:[0-9]{12}:)(?i:" + names + r")" + _KEY_SUFFIX
+    # Nor a word of a URN (urn:globus:auth:scope:..., urn:ietf:params:oauth:token-type:jwt).
+    key = r"(?<!:[0-9]{12}:)(?<!(?i:urn)(?::[\w.\-]{1,60}){0,8}:)(?i:" + names + r")" + _KEY_SUFFIX
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     elif value_kind == "cookies":
@@ -249,7 +250,11 @@ def _pattern_source(names: str, value_kind: str) -> str:
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$\-]{{1,{MAX_VALUE_CHARS}}}\("""
             rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\["""
             # a template's error message: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?not set}
-            r"""|\?[^}\r\n]{0,200}\})"""
+            r"""|\?[^}\r\n]{0,200}\}"""
+            # a scheme before a placeholder: Authorization: KISI-LOGIN <hidden>
+            r"""|[\w.\-]{1,40}[ \t]{1,3}<[A-Za-z_\-]{1,40}>"""
+            # the next key of a spaced INI line, the value left empty: password =  tls = true
+            r"""|[A-Za-z_][\w.\-]{0,39}[ \t]{1,3}=[ \t])"""
             rf"(?P<secret>{bare_run}(?:{bare_run}|{_INNER_BRACKET}){{0,{MAX_VALUE_CHARS}}})"
             r"(?!(?<=\$)\{)"
         )
@@ -344,8 +349,11 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # "abc", Redis' requirepass "abc"): one token in quotes after spaces, with a digit or
         # a symbol in it. In prose the word names a resource: secret "db-creds" not found,
         # Secret 'DbPassword' retrieved, with secret "database/creds/app". The name may be
-        # quoted too: buildkite-agent meta-data set "db-password" "abc".
-        r"""|(?:(?<=[\w.\-])["'])?[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
+        # quoted too: buildkite-agent meta-data set "db-password" "abc". Not a shell
+        # variable's name: in curl -H "Authorization: Bearer $TOKEN" 'https://…' the next
+        # word is an argument.
+        r"""|(?<!\$\{?[\w.\-]{1,100})"""
+        r"""(?:(?<=[\w.\-])["'])?[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
         r"""(?=[^\s"']{0,255}[0-9!#$%^&*+=~?@])[^\s"']{1,256}(?P=q)(?![^\s,;)\]}]))"""
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
         # guarded as after a colon (a plain word there is a header or a note).
@@ -373,7 +381,16 @@ def _pattern_source(names: str, value_kind: str) -> str:
         r"""(?:(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
         rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
         r"""|(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
-        rf"""'\s{{0,2}},\s{{0,2}}[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'\s{{0,2}}\))"""
+        rf"""'\s{{0,2}},\s{{0,2}}(?:[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'"""
+        # PHP's define('DB_PASSWORD', "abc"): the value in double quotes
+        rf"""|"(?P<secret>[^"\\\r\n]{{1,{n}}})")\s{{0,2}}\)"""
+        # A header set by a call, in either quotes: setRequestHeader("X-Api-Key", "abc")
+        # (JavaScript, VBA without the parentheses), Go's Header.Set, .NET's Headers.Add.
+        rf"""|(?<=(?i:set_?request_?header|set_?header|add_?header|header\.set|header\.add"""
+        rf"""|headers\.set|headers\.add|headers\.append)[ \t]{{0,2}}\(?[ \t]{{0,2}}"""
+        rf"""(?P<hq>["'])[^"'\r\n]{{1,100}})(?P=hq)[ \t]{{0,2}},[ \t]{{0,2}}"""
+        rf"""(?P<vq>["']){_SCHEMES}"""
+        rf"""(?P<secret>(?:(?!(?P=vq))[^\\\r\n]){{1,{n}}})(?P=vq))"""
     )
     # PostgreSQL's constraint errors: DETAIL:  Key (api_key)=(abc123) already exists.
     pg_detail = rf"\)=\((?P<secret>[^()\r\n]{{1,{n}}})\)"

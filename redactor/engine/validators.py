@@ -287,9 +287,12 @@ _MASK_AND_SEPARATOR_CHARS = frozenset("*xX-_.")
 _MASK_RUNS = ("***", "XXXXXX", "xxxxxx", "\u2022\u2022\u2022", "\u25cf\u25cf\u25cf")
 # Templates: shell and Compose (${X}), FreeSWITCH's preprocessor ($${x}), Jinja ({{x}}), Python
 # (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…},
-# Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%).
+# Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%), Power
+# Automate's and Logic Apps' expressions (@{parameters('ApiToken')}), and n8n's mark for a
+# field left blank in an exported credential (__n8n_BLANK_VALUE_…).
 _PLACEHOLDER_PREFIXES = (
-    "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:"
+    "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:",
+    "@{", "__n8n_BLANK_VALUE_",
 )
 # A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
 # a Windows environment variable (%DB_PASS%).
@@ -366,8 +369,9 @@ _CMDLET = re.compile(
     r"(?:Get|Set|Read|New|Import|Export|ConvertTo|ConvertFrom|Invoke|Select|Out|Write|Add"
     r"|Remove|Test|Start|Stop|Join|Split|Format|Resolve)-[A-Z][A-Za-z]{1,40}"
 )
-# A .NET type's name where its value is not shown (PowerShell: System.Security.SecureString).
-_DOTNET_TYPE = re.compile(r"(?:System|Microsoft)(?:\.[A-Z]\w{0,63}){1,8}")
+# A .NET type's name where its value is not shown (PowerShell: System.Security.SecureString,
+# or SecureString alone, as Orchestrator and RPA tools print a credential asset).
+_DOTNET_TYPE = re.compile(r"(?:System|Microsoft)(?:\.[A-Z]\w{0,63}){1,8}|SecureString")
 # An object's repr with its fields (PostAuthenticationToken(user="ana", ...)): no value.
 _REPR = re.compile(r"[A-Za-z_][\w.\\]{0,100}\([A-Za-z_]\w{0,40}=")
 
@@ -420,7 +424,9 @@ _STRIPE_OBJECT_ID = re.compile(
 # tracking token of Marketo's Munchkin cookie, which it sets in every visitor's browser.
 _SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
-    r"(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}|[A-Za-z_\-]{0,40}[-_](?i:here)"
+    # up to three words first: WordPress's sample salts, "put your unique phrase here"
+    r"(?:[A-Za-z]{1,12} ){0,3}(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}"
+    r"|[A-Za-z_\-]{0,40}[-_](?i:here)"
     # an instruction in a sample config: changeme-in-vault, changeit_before_deploy
     r"|(?i:change[-_]?(?:me|it))[-_][A-Za-z][A-Za-z_\-]{1,40}"
 )
@@ -514,7 +520,7 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if "-" in core and _CMDLET.fullmatch(core):
         return False
-    if core[0] in "SM" and _DOTNET_TYPE.fullmatch(core):
+    if core[0] in "SM" and _DOTNET_TYPE.fullmatch(core.rstrip(")")):
         return False
     if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
@@ -552,9 +558,12 @@ def not_resource_name(value: str) -> bool:
 
 def not_a_count(value: str) -> bool:
     """``not_placeholder_like``, and not a count, a ratio or a percentage (pass=118,
-    pass: 118/120, 98.3%), as test runners write them under "pass"."""
+    pass: 118/120, 98.3%), as test runners write them under "pass", nor a kind of pass, one
+    upper-case word (a visitor system's pass=DAY, pass=CONTRACTOR)."""
     core = value.strip("\"'").rstrip("%")
     if core.replace("/", "", 1).replace(".", "", 1).isdigit():
+        return False
+    if core.isalpha() and core.isupper() and core.isascii():
         return False
     return not_placeholder_like(value)
 
