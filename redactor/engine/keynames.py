@@ -267,8 +267,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # "Passwort: geändert"). A conditional on the separator keeps one copy of the value
     # grammar: compiling is half the work of two copies.
     # A logger's or component's name before its message: "auth: AUTH0_DOMAIN=acme.io",
-    # "DEBUG in auth: form=ImmutableMultiDict(...)"; but a cookie header is name=value pairs.
-    message = r"|[A-Za-z][A-Za-z0-9]{0,30}_[\w.\-]{1,60}=(?!=)"
+    # "DEBUG in auth: form=ImmutableMultiDict(...)"; but a cookie header is name=value pairs
+    # (Cookie: csrf_token=…, Set-Cookie: wordpress_logged_in_<hash>=…).
+    message = "" if value_kind == "cookies" else r"|[A-Za-z][A-Za-z0-9]{0,30}_[\w.\-]{1,60}=(?!=)"
     if value_kind not in ("line", "cookies"):
         message += r"|[a-z][a-z_]{1,39}=(?!=)"
     prose_guard = (

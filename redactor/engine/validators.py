@@ -336,7 +336,11 @@ _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
 # run configuration ($DB_PASSWORD$).
-_SHELL_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]+[),$]?")
+# Its name is one case (DB_PASSWORD, db_password), camelCase or PascalCase (apiKey, PowerShell's
+# $SecurePassword): "$QqvBUcd15hkidlQ", mixed at random, is a password that starts with "$".
+_SHELL_VARIABLE = re.compile(
+    r"\$(?:[A-Z_][A-Z0-9_]+|[a-z_][a-z0-9_]+|[a-z]?[a-z0-9]*(?:[A-Z][a-z0-9]+)+)[),$]?"
+)
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
 # options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
