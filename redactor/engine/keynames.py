@@ -312,15 +312,15 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # Or, in a name/value pair (see _NAME_FIELDS), the name's closing quote, a comma (a
     # semicolon in PowerShell's ParameterBinding trace: name="Secret"; value="…"), spaces or
     # a line break (an escaped one too), then the value field.
-    # A field such as CloudTrail's "type":"String" (or Azure app settings' "slotSetting": false)
-    # may stand between the two, and OTLP wraps
-    # the value in its type: {"key":"db.password","value":{"stringValue":"..."}} (Go's SDK:
-    # {"Type":"STRING","Value":"..."}). Spring Boot
-    # Actuator's /env nests it under the name: "DB_PASSWORD":{"value":"...","origin":...}.
+    # Fields such as CloudTrail's "type":"String" (or Azure app settings' "slotSetting": false,
+    # UiPath Orchestrator's "CanBeDeleted":true,"ValueScope":"Global") may stand between the
+    # two, and OTLP wraps the value in its type: {"key":"db.password","value":{"stringValue":
+    # "..."}} (Go's SDK: {"Type":"STRING","Value":"..."}). Spring Boot Actuator's /env nests it
+    # under the name: "DB_PASSWORD":{"value":"...","origin":...}.
     named_value = (
         r"""(?:\\?["'])?(?:\s{0,3}[,;]\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
         r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}(?:"[^"\r\n]{0,40}"|true|false|null|-?[0-9]{1,20})"""
-        r"""\s{0,3},\s{0,3})?(?:\\?["'])?"""
+        r"""\s{0,3},\s{0,3}){0,4}(?:\\?["'])?"""
         r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
         r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3}"""
         r"""|\{\s{0,3}"Type"\s{0,3}:\s{0,3}"[A-Za-z]{1,20}"\s{0,3},\s{0,3}"Value"\s{0,3}:\s{0,3})?"""
