@@ -380,7 +380,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # "client_credentials", "urn:...:device_code"]) the last two are no name and value.
     pair = (
         r"""(?:(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
-        rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']\s{{0,2}}\]"""
+        rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']"""
+        # a third element, the value's type (TR-069's setParameterValues, as GenieACS logs it:
+        # ["Device.ManagementServer.ConnectionRequestPassword","abc","xsd:string"])
+        r"""(?:\s{0,2},\s{0,2}["'][\w:.\-]{1,40}["'])?\s{0,2}\]"""
         r"""|(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
         rf"""'\s{{0,2}},\s{{0,2}}(?:[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'"""
         # PHP's define('DB_PASSWORD', "abc"): the value in double quotes
@@ -408,6 +411,11 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # A property list's key and its string (macOS Wi-Fi and MDM profiles):
     # <key>Password</key><string>abc</string>.
     plist = rf"(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    # A TR-069 (CWMP) parameter: <Name>…KeyPassphrase</Name><Value xsi:type="…">abc</Value>.
+    cwmp = (
+        rf"(?<=<Name>[^<>\r\n]{{1,256}})</Name>\s{{0,3}}<Value(?:{attribute}){{0,2}}>"
+        rf"(?P<secret>[^<>\r\n]{{1,{n}}})</Value>"
+    )
     # The name as an element's name attribute, the value its content (Hibernate and Spring
     # XML: <property name="hibernate.connection.password">abc</property>).
     xml_named = (
@@ -421,7 +429,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"(?:%22)?%3[DdAa](?:%22)?"
         rf"(?P<secret>(?:[^%\s\"'&,;<>\\]|%(?!2[26Cc])[0-9A-Fa-f]{{2}}){{1,{n}}})"
     )
-    structured = f"{pair}|{pg_detail}|{xml}|{xml_named}|{plist}|{url_encoded}"
+    structured = f"{pair}|{pg_detail}|{xml}|{xml_named}|{plist}|{cwmp}|{url_encoded}"
     return key + rf"(?:{structured}|{separator}{value})"
 
 
@@ -444,6 +452,8 @@ _AFTER_NAME = _KEY_SUFFIX + (
     rf"""|[\t ]{{1,{_ALIGNMENT}}}(?:\||\xe2\x94[\x82\x83])[\t ]|["']?[\t ]{{1,3}}["'][^\s"']"""
     # a property list's key and its string (<key>Password</key><string>)
     rf"""|</key>{_TRIGGER_SPACE}{{0,9}}<string>"""
+    # a TR-069 parameter's name and value (</Name><Value>)
+    rf"""|</Name>{_TRIGGER_SPACE}{{0,9}}<Value"""
     # an XML start tag's attribute (<wsse:Password Type="...">)
     rf"""|[\t ]{{1,3}}[\w:.\-]{{1,40}}=["']"""
     rf"""|\\?["']?(?:{_TRIGGER_SPACE}|[,;]){{1,12}}\\?["']?(?:value|parameter_?value)"""
