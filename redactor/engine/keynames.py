@@ -191,7 +191,7 @@ def pattern_source(rule: KeyNameRule) -> str:
 def _key_source(rule: KeyNameRule) -> str:
     alternatives = []
     if rule.names:
-        names = "|".join(_name_regex(n) for n in rule.names)
+        names = "|".join(_short_name_guard(n) + _name_regex(n) for n in rule.names)
         # not_names: a longer key ending in a name is left alone (next_token is pagination)
         prefixes = [_not_name_prefix(n, rule.names) for n in rule.not_names]
         if prefixes:
@@ -206,6 +206,15 @@ def _key_source(rule: KeyNameRule) -> str:
             rf"(?:(?<![A-Za-z0-9_.\-])|(?<=(?<![A-Za-z0-9_.\-])_))(?!(?-i:PASS: ))(?:{exact})"
         )
     return "|".join(alternatives)
+
+
+def _short_name_guard(name: str) -> str:
+    """What must stand before a name of one or two letters (pw): not a letter or digit, or a
+    lower-case letter before it in capitals (dbPW). A longer key ending in them by chance
+    (the code "F4B5-TYPH-GXPW") names nothing."""
+    if len(normal_key_name(name)) > 2:
+        return ""
+    return r"(?:(?<![A-Za-z0-9])|(?<=(?-i:[a-z]))(?=(?-i:[A-Z])))"
 
 
 def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
@@ -385,8 +394,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # ["Device.ManagementServer.ConnectionRequestPassword","abc","xsd:string"])
         r"""(?:\s{0,2},\s{0,2}["'][\w:.\-]{1,40}["'])?\s{0,2}\]"""
         r"""|(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
-        rf"""'\s{{0,2}},\s{{0,2}}(?:[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'"""
-        # PHP's define('DB_PASSWORD', "abc"): the value in double quotes
+        rf"""'\s{{0,2}},\s{{0,12}}(?:[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'"""
+        # PHP's define('DB_PASSWORD', "abc"): the value in double quotes (after the comma, spaces
+        # that align a column: WordPress's salts)
         rf"""|"(?P<secret>[^"\\\r\n]{{1,{n}}})")\s{{0,2}}\)"""
         # A header set by a call, in either quotes: setRequestHeader("X-Api-Key", "abc")
         # (JavaScript, VBA without the parentheses), Go's Header.Set, .NET's Headers.Add.
