@@ -289,10 +289,11 @@ _MASK_RUNS = ("***", "XXXXXX", "xxxxxx", "\u2022\u2022\u2022", "\u25cf\u25cf\u25
 # (%(x)s), Logstash's sprintf (%{[@metadata][api_key]}), Grafana's $__file{…} and $__env{…},
 # Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%), Power
 # Automate's and Logic Apps' expressions (@{parameters('ApiToken')}), and n8n's mark for a
-# field left blank in an exported credential (__n8n_BLANK_VALUE_…).
+# field left blank in an exported credential (__n8n_BLANK_VALUE_…), MuleSoft's secure
+# properties (![…]).
 _PLACEHOLDER_PREFIXES = (
     "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:",
-    "@{", "__n8n_BLANK_VALUE_",
+    "@{", "__n8n_BLANK_VALUE_", "![",
 )
 # A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
 # a Windows environment variable (%DB_PASS%).
@@ -309,8 +310,9 @@ _NOT_VALUE_PREFIXES = _PLACEHOLDER_PREFIXES + _REFERENCE_PREFIXES
 # A placeholder in angle brackets inside a value, after a key's real prefix (a quoted
 # "sk_live_<your-secret-key>").
 _ANGLE_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_\- ]{1,40}>")
-# A state said in the negative where a value would be: not_requested, not-provided, no_pin.
-_NEGATED_STATE = re.compile(r"(?i:not?)[-_][a-z]{2,20}(?:[-_][a-z]{2,20})?")
+# A state said in the negative where a value would be: not_requested, not-provided, no_pin,
+# [not logged].
+_NEGATED_STATE = re.compile(r"(?i:not?)[-_ ][a-z]{2,20}(?:[-_ ][a-z]{2,20})?")
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -416,7 +418,9 @@ _RATIO = re.compile(r"[0-9]{1,6}/[0-9]{1,6}")
 # name an object that only the account's secret key can use, as a database key would. Client
 # secrets (pi_…_secret_…) and keys (sk_live_…, rk_live_…) are not of this shape.
 _STRIPE_OBJECT_ID = re.compile(
-    r"(?:tok|btok|pm|card|src|ba|cus|ch|py|pi|seti|in|sub|evt|txn|re|po|tr)_[A-Za-z0-9]{14,34}"
+    r"(?:tok|btok|pm|card|src|ba|cus|ch|py|pi|seti|in|sub|evt|txn|re|po|tr"
+    # and Stripe Issuing's: authorizations, cards, cardholders, transactions, disputes
+    r"|iauth|ic|ich|ipi|idp|itok)_[A-Za-z0-9]{14,34}"
 )
 
 
@@ -491,7 +495,7 @@ def not_placeholder_like(value: str) -> bool:
             return False
     if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
         return False
-    if core[:3].lower() in ("not", "no_", "no-") and _NEGATED_STATE.fullmatch(core):
+    if core[:3].lower() in ("not", "no_", "no-", "no ") and _NEGATED_STATE.fullmatch(core):
         return False  # mobile_credential=not_requested, token=not-provided, pin=no_pin
     if core.startswith(_NOT_VALUE_PREFIXES) or (core[0] in "{%" and _BRACED_NAME.fullmatch(core)):
         return False
@@ -526,7 +530,7 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core[0] in "SM" and _DOTNET_TYPE.fullmatch(core.rstrip(")")):
         return False
-    if "_" in core[1:5] and _STRIPE_OBJECT_ID.fullmatch(core):
+    if "_" in core[1:6] and _STRIPE_OBJECT_ID.fullmatch(core):
         return False  # card_token=tok_…, payment_method=pm_…: Stripe's references to its objects
     if _SHORTENED.fullmatch(core) or _SAMPLE_VALUE.fullmatch(core) or _PUBLIC_KEY.fullmatch(core):
         return False
