@@ -965,15 +965,19 @@ class _TooManyRepeats(Exception):
 def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     """``chosen`` with every other whole-word occurrence of a chosen span's text, masked by the
     same rule, where no span is taken yet; sorted. A number written with separators is looked
-    for as its digits too: a rejected CSV record repeats "348-74-4802" as 348744802. Linear in
-    the text however often a value repeats."""
+    for as its digits too: a rejected CSV record repeats "348-74-4802" as 348744802. And a
+    number is looked for digit by digit, as a voice platform logs what a caller keyed or said
+    beside what it understood ("4 1 4 7 2 0 …" and 414720…). Linear in the text however often
+    a value repeats."""
     taken: _TakenPositions | None = None
     extra: list[_Candidate] = []
     seen: set[str] = set()
     for cand in chosen:
         value = text[cand.start : cand.end]
-        # The value must be there again; its digits alone once anywhere.
-        for form, least in ((value, 2), (_digits_of_number(value), 1)):
+        digits = value if value.isdigit() and len(value) >= 9 else _digits_of_number(value)
+        spelled = " ".join(digits) if digits is not None else None
+        # The value must be there again; its digits alone, or one by one, once anywhere.
+        for form, least in ((value, 2), (digits if digits != value else None, 1), (spelled, 1)):
             if (
                 form is None
                 or len(form) < _REPEAT_MIN_CHARS

@@ -144,6 +144,41 @@ def card_number(value: str) -> bool:
     return False
 
 
+# Digits as speech recognisers write them out, in the languages of the shipped card words.
+_SPOKEN_DIGITS = {
+    **dict.fromkeys(("zero", "oh", "null", "cero", "zéro"), "0"),
+    **dict.fromkeys(("one", "eins", "uno", "un", "um"), "1"),
+    **dict.fromkeys(("two", "zwei", "zwo", "dos", "deux", "dois", "due"), "2"),
+    **dict.fromkeys(("three", "drei", "tres", "trois", "três", "tre"), "3"),
+    **dict.fromkeys(("four", "vier", "cuatro", "quatre", "quatro", "quattro"), "4"),
+    **dict.fromkeys(("five", "fünf", "fuenf", "cinco", "cinq", "cinque"), "5"),
+    **dict.fromkeys(("six", "sechs", "seis", "sei"), "6"),
+    **dict.fromkeys(("seven", "sieben", "siete", "sept", "sete", "sette"), "7"),
+    **dict.fromkeys(("eight", "acht", "ocho", "huit", "oito", "otto"), "8"),
+    **dict.fromkeys(("nine", "neun", "nueve", "neuf", "nove"), "9"),
+}
+_SPOKEN_WORD = re.compile(r"[^\W\d_]+")
+
+
+def spoken_digits(value: str) -> str | None:
+    """The digits of ``value`` written as number words ("five one five five …"), or None when
+    a word in it is not a digit's name."""
+    digits = []
+    for word in _SPOKEN_WORD.findall(value.lower()):
+        digit = _SPOKEN_DIGITS.get(word)
+        if digit is None:
+            return None
+        digits.append(digit)
+    return "".join(digits)
+
+
+def spoken_card_number(value: str) -> bool:
+    """A card number said digit by digit in words, as transcripts of calls hold it: the
+    digits a card (``card_number``)."""
+    digits = spoken_digits(value)
+    return digits is not None and card_number(digits)
+
+
 # What an SSN is written with: digits (full-width too) and the separators people put between
 # its groups.
 _SSN_SEPARATORS = " \t\u00a0-./+\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
@@ -784,6 +819,7 @@ def _c_log2_c(c: int) -> float:
 VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
     "card_number": card_number,
+    "spoken_card_number": spoken_card_number,
     "ssn": ssn,
     "mod97": mod97,
     "github_crc32": github_crc32,

@@ -191,6 +191,18 @@ def test_a_flood_of_one_repeated_secret_fails_closed(engine: Redactor) -> None:
     assert "Zx9Qw3kLmN0p" not in out
 
 
+def test_a_number_found_is_masked_where_it_is_spelled_digit_by_digit(engine: Redactor) -> None:
+    # A voice platform logs what the caller keyed, one digit at a time, beside what it understood.
+    line = (
+        'NLSML <result><interpretation grammar="builtin:grammar/creditcard" confidence="73">'
+        '<input mode="dtmf">4 1 4 7 2 0 7 3 4 2 9 0 7 8 6 9</input>'
+        "<instance>4147207342907869</instance></interpretation></result>"
+    )
+    out = engine.redact(line)
+    digits = "".join(c for c in out if c.isdigit())
+    assert "414720734290" not in digits and out.count("7869#") == 2
+
+
 def test_a_number_found_with_separators_is_masked_as_its_digits_too(engine: Redactor) -> None:
     # A warehouse's load error quotes the field, then the rejected record holds it unformatted.
     line = (
