@@ -418,6 +418,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?:<(?:[\w\-]{{1,20}}:)?Value>)?"
         rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
     )
+    # The same escaped for HTML or XML (BizTalk's exported bindings hold their adapters' settings
+    # so: &lt;Password vt="8"&gt;abc&lt;/Password&gt;).
+    xml_escaped = (
+        rf"(?<=&lt;[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}&gt;"
+        rf"(?P<secret>(?:[^&<>\r\n]|&(?!lt;)){{1,{n}}})&lt;/"
+    )
     # A property list's key and its string (macOS Wi-Fi and MDM profiles):
     # <key>Password</key><string>abc</string>.
     plist = rf"(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
@@ -439,7 +445,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"(?:%22)?%3[DdAa](?:%22)?"
         rf"(?P<secret>(?:[^%\s\"'&,;<>\\]|%(?!2[26Cc])[0-9A-Fa-f]{{2}}){{1,{n}}})"
     )
-    structured = f"{pair}|{pg_detail}|{xml}|{xml_named}|{plist}|{cwmp}|{url_encoded}"
+    structured = f"{pair}|{pg_detail}|{xml}|{xml_escaped}|{xml_named}|{plist}|{cwmp}|{url_encoded}"
     return key + rf"(?:{structured}|{separator}{value})"
 
 
@@ -452,7 +458,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
 _AFTER_NAME = _KEY_SUFFIX + (
     rf"""(?:(?:\\{{0,3}}["']?|&quot;)(?:\]|%5D)?{_TRIGGER_SPACE}{{0,{_ALIGNMENT}}}"""
     r"""(?:[:=]|->|\xef\xbc\x9a|\\u003D)"""
-    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|["']?>|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
+    rf"""|["']{_TRIGGER_SPACE}{{0,6}},|\)=\(|["']?>|&gt;|(?:%22)?%3[AD]|[\t ]{{0,3}}\.\.\.\."""
     # an Erlang tuple's binary value ({default_pass,<<"...">>})
     r'|,[\t ]{0,3}<<"'
     # a multipart form field's escaped blank line (name="password"\r\n\r\n...); a Japanese
