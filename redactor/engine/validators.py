@@ -486,6 +486,10 @@ _MASKED_DISPLAY = re.compile(r"(?:[Xx*\u2022]{2,6}[- ]?){1,5}[0-9]{0,6}")
 _JENKINS_ENCRYPTED = re.compile(r"\{AQAAAB[A-Za-z0-9+/]{20,}={0,2}\}")
 # The same for Jasypt's ENC(…) (Spring, ActiveMQ Artemis, Camel): opened with a key kept apart.
 _JASYPT_ENCRYPTED = re.compile(r"ENC\([A-Za-z0-9+/=]{16,}\)")
+# And for a Bitnami SealedSecret's encryptedData (kubeseal's output, made to be committed): a
+# version byte 2 (base64 "Ag"), a 512-byte RSA-wrapped session key and the AES-GCM ciphertext;
+# only the controller's private key opens it.
+_SEALED_SECRET = re.compile(r"Ag[A-D][A-Za-z0-9+/]{600,}={0,2}")
 # What other tools write in place of a value, as prose: "connected (token hidden)", or
 # Windows setup's *SENSITIVE*DATA*DELETED*.
 _MASK_WORDS = frozenset(
@@ -538,6 +542,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # <password>{AQAAAB…}</password>: sealed with the Jenkins master key
     if core[0] == "E" and _JASYPT_ENCRYPTED.fullmatch(core):
         return False  # <cluster-password>ENC(3e16…)</cluster-password>
+    if core[:2] == "Ag" and len(core) > 600 and _SEALED_SECRET.fullmatch(core):
+        return False  # encryptedData: {"client-secret": "AgB…"}
     if ":" in core and _SECRET_VERSION_REFERENCE.fullmatch(core):
         return False
     if core.startswith("ID:"):
