@@ -230,7 +230,13 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
     # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
     # Nor a word of a URN (urn:globus:auth:scope:..., urn:ietf:params:oauth:token-type:jwt).
-    key = r"(?<!:[0-9]{12}:)(?<!(?i:urn)(?::[\w.\-]{1,60}){0,8}:)(?i:" + names + r")" + _KEY_SUFFIX
+    # Both looked at only after a colon.
+    key = (
+        r"(?:(?<!:)|(?<!:[0-9]{12}:)(?<!(?i:urn)(?::[\w.\-]{1,60}){0,8}:))(?i:"
+        + names
+        + r")"
+        + _KEY_SUFFIX
+    )
     if value_kind == "line":
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     elif value_kind == "cookies":
@@ -400,7 +406,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""|"(?P<secret>[^"\\\r\n]{{1,{n}}})")\s{{0,2}}\)"""
         # A header set by a call, in either quotes: setRequestHeader("X-Api-Key", "abc")
         # (JavaScript, VBA without the parentheses), Go's Header.Set, .NET's Headers.Add.
-        rf"""|(?<=(?i:set_?request_?header|set_?header|add_?header|header\.set|header\.add"""
+        rf"""|(?=["'][ \t]{{0,2}},)"""
+        rf"""(?<=(?i:set_?request_?header|set_?header|add_?header|header\.set|header\.add"""
         rf"""|headers\.set|headers\.add|headers\.append)[ \t]{{0,2}}\(?[ \t]{{0,2}}"""
         rf"""(?P<hq>["'])[^"'\r\n]{{1,100}})(?P=hq)[ \t]{{0,2}},[ \t]{{0,2}}"""
         rf"""(?P<vq>["']){_SCHEMES}"""
@@ -421,7 +428,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # The same escaped for HTML or XML (BizTalk's exported bindings hold their adapters' settings
     # so: &lt;Password vt="8"&gt;abc&lt;/Password&gt;).
     xml_escaped = (
-        rf"(?<=&lt;[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}&gt;"
+        rf"(?=&gt;|\s)(?<=&lt;[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}&gt;"
         rf"(?P<secret>(?:[^&<>\r\n]|&(?!lt;)){{1,{n}}})&lt;/"
     )
     # A property list's key and its string (macOS Wi-Fi and MDM profiles):
@@ -429,7 +436,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     plist = rf"(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
     # A TR-069 (CWMP) parameter: <Name>…KeyPassphrase</Name><Value xsi:type="…">abc</Value>.
     cwmp = (
-        rf"(?<=<Name>[^<>\r\n]{{1,256}})</Name>\s{{0,3}}<Value(?:{attribute}){{0,2}}>"
+        rf"(?=</Name>)(?<=<Name>[^<>\r\n]{{1,256}})</Name>\s{{0,3}}<Value(?:{attribute}){{0,2}}>"
         rf"(?P<secret>[^<>\r\n]{{1,{n}}})</Value>"
     )
     # The name as an element's name attribute, the value its content (Hibernate and Spring
