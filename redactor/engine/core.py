@@ -974,10 +974,11 @@ def _with_repeats(text: str, chosen: list[_Candidate]) -> list[_Candidate]:
     seen: set[str] = set()
     for cand in chosen:
         value = text[cand.start : cand.end]
-        digits = value if value.isdigit() and len(value) >= 9 else _digits_of_number(value)
-        spelled = " ".join(digits) if digits is not None else None
+        digits = _digits_of_number(value)  # 348-74-4802 -> 348744802; None for digits alone
+        number = digits or (value if value.isdigit() and len(value) >= 9 else None)
+        spelled = " ".join(number) if number else None
         # The value must be there again; its digits alone, or one by one, once anywhere.
-        for form, least in ((value, 2), (digits if digits != value else None, 1), (spelled, 1)):
+        for form, least in ((value, 2), (digits, 1), (spelled, 1)):
             if (
                 form is None
                 or len(form) < _REPEAT_MIN_CHARS
