@@ -601,11 +601,11 @@ class Redactor:
                 candidates.extend(self._sql_candidates(text))
         if not candidates:
             return text
-        chosen = _resolve_overlaps(
-            candidates, _protected_spans(text), lambda c: self._passes(c, text, lowered)
-        )
+        protected = _protected_spans(text)
+        passes = lambda c: self._passes(c, text, lowered)  # noqa: E731
+        chosen = _resolve_overlaps(candidates, protected, passes)
         if any(c.rule.mask_spans is not None for c in chosen):
-            chosen = _split_into_masked_spans(text, chosen)
+            chosen = _split_and_refill(text, candidates, chosen, protected, passes)
         if not chosen:
             return text
         if len(chosen) <= _REPEATS_UP_TO:
@@ -1035,6 +1035,33 @@ def _split_into_masked_spans(text: str, chosen: list[_Candidate]) -> list[_Candi
                 _Candidate(cand.start + start, cand.start + end, cand.rule, cand.match_start)
             )
     return spans
+
+
+def _split_and_refill(
+    text: str,
+    candidates: list[_Candidate],
+    chosen: list[_Candidate],
+    protected: list[tuple[int, int]],
+    passes: Callable[[_Candidate], bool],
+) -> list[_Candidate]:
+    """``chosen`` split into masked parts (:func:`_split_into_masked_spans`), plus the
+    candidates that lost only to the whole of a split match, where they fit between its parts.
+
+    A cookie header's match runs to the end of the line, but only some of its values are
+    masked: a credential after it under its own key ("Set-Cookie: sid=…; access_code=0001")
+    would otherwise stay readable on the first pass and be masked on the second, once the
+    cookie's value is a placeholder and its match no longer covers the rest."""
+    split = _split_into_masked_spans(text, chosen)
+    chosen_ids = {id(c) for c in chosen}
+    losers = [c for c in candidates if id(c) not in chosen_ids]
+    if not losers:
+        return split
+    kept = [(c.start, c.end) for c in chosen if c.rule.mask_spans is None]
+    taken = protected + kept + [(c.start, c.end) for c in split if c.rule.mask_spans is not None]
+    refill = _resolve_overlaps(losers, taken, passes)
+    if not refill:
+        return split
+    return sorted(split + refill, key=lambda c: c.start)
 
 
 def _quote_masked_numbers(text: str, spans: list[_Candidate], pieces: list[str]) -> str | None:

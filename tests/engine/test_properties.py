@@ -11,7 +11,7 @@ import hmac
 import re
 import string
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from redactor.engine import Redactor
@@ -232,6 +232,9 @@ fragments = st.one_of(
 
 @PROFILE
 @given(parts=st.lists(fragments, min_size=1, max_size=8))
+# found by this test: a card word inside a placeholder; a key after a cookie header's values
+@example(parts=["givexnum=00000001", "6200000000000000000"])
+@example(parts=["set_cookie=00000010", "access_code=00000001"])
 def test_redaction_is_idempotent(engine: Redactor, parts: list[str]) -> None:
     # " ; " between fragments: a number right after another is a separate (table-tested) case.
     text = " ; ".join(parts)
