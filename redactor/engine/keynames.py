@@ -269,7 +269,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
             # a scheme before a placeholder: Authorization: KISI-LOGIN <hidden>
             r"""|[\w.\-]{1,40}[ \t]{1,3}<[A-Za-z_\-]{1,40}>"""
             # the next key of a spaced INI line, the value left empty: password =  tls = true
-            r"""|[A-Za-z_][\w.\-]{0,39}[ \t]{1,3}=[ \t])"""
+            # (after a space only: in "password=Ab3x = …" the value is right after "=")
+            r"""|(?<=[ \t])[A-Za-z_][\w.\-]{0,39}[ \t]{1,3}=[ \t])"""
             rf"(?P<secret>{bare_run}(?:{bare_run}|{_INNER_BRACKET}){{0,{MAX_VALUE_CHARS}}})"
             r"(?!(?<=\$)\{)"
         )

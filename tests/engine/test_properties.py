@@ -189,6 +189,7 @@ def test_generated_dashed_ssns_never_survive(
     before=filler,
     after=filler,
 )
+@example(key="access_code", value="A0000001", sep="=", before="", after="= ")
 def test_generated_keyname_assignments_never_survive(
     engine: Redactor, key: str, value: str, sep: str, before: str, after: str
 ) -> None:
