@@ -241,12 +241,14 @@ def _pattern_source(names: str, value_kind: str) -> str:
         bare = rf"""(?P<secret>[^\s"'\\][^\r\n"'\\]{{0,{MAX_VALUE_CHARS - 1}}})"""
     elif value_kind == "cookies":
         # A cookie's value may be quoted (sid="abc"; Path=/): a quote right after "=" opens
-        # one, which runs to the next quote. A bar ends the header: header dumps join their
-        # fields with one (Apache's mod_log_forensic: |Cookie:a=b|x-api-key:…).
+        # one, which runs to the next quote. A bar before a header's name ends the header:
+        # header dumps join their fields with one (Apache's mod_log_forensic:
+        # |Cookie:a=b|x-api-key:…); any other is the cookie's (oauth2-proxy's value|time|sig).
         quoted = rf'(?<==)"[^"\r\n\\]{{0,{MAX_VALUE_CHARS}}}"'
+        inner_bar = r"\|(?![A-Za-z][\w\-]{0,60}:)"
         bare = (
             rf"""(?P<secret>(?:[^\s"'\\|]|{quoted})"""
-            rf"""(?:[^\r\n"'\\|]{{1,{MAX_VALUE_CHARS}}}+|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
+            rf"""(?:[^\r\n"'\\|]{{1,{MAX_VALUE_CHARS}}}+|{inner_bar}|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
         )
     else:
         # Not a call in code (openai_api_key=SecretStr('**********'), token=get_token()): a

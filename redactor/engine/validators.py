@@ -621,12 +621,18 @@ def not_a_count(value: str) -> bool:
 _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 
 
+_SSH_KEY_TYPE = re.compile(r"ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com")
+
+
 def auth_value(value: str) -> bool:
     """A credential under the bare key "auth", not what payment and mail logs put there: a
     card payment's approval code (auth=931924, auth=7YE18Y), a count (Postfix's auth=0/1) or
-    a mode, one lower-case word (sendmail's AUTH=server)."""
+    a mode, one lower-case word (sendmail's AUTH=server), or an SSH public key's type ("public
+    key auth: ssh-ed25519 AAAA…", the key itself public)."""
     core = value.strip("\"'")
     if core.isalpha() and core.islower() and len(core) <= 12:
+        return False
+    if _SSH_KEY_TYPE.fullmatch(core):
         return False
     return not _APPROVAL_CODE.fullmatch(core) and not_a_count(value)
 
@@ -724,6 +730,13 @@ def one_time_code(value: str) -> bool:
     """A one-time password as authenticators and SMS show them: 4 to 10 digits."""
     core = value.strip("\"'")
     return 4 <= len(core) <= 10 and core.isascii() and core.isdigit()
+
+
+def card_security_code(value: str) -> bool:
+    """A card's security code (CVV2, CVC2, CID): 3 or 4 digits. SAP Business One calls a
+    business partner's code CardCode (V-DYQ71, VEND-9264), which is no such thing."""
+    core = value.strip("\"'")
+    return 3 <= len(core) <= 4 and core.isdigit()
 
 
 def random_token(value: str) -> bool:
@@ -841,6 +854,7 @@ VALIDATORS: dict[str, Validator] = {
     "random_token": random_token,
     "generated_token": generated_token,
     "one_time_code": one_time_code,
+    "card_security_code": card_security_code,
     "auth_value": auth_value,
     "not_a_count": not_a_count,
     "not_resource_name": not_resource_name,
