@@ -733,10 +733,11 @@ def one_time_code(value: str) -> bool:
 
 
 def card_security_code(value: str) -> bool:
-    """A card's security code (CVV2, CVC2, CID): 3 or 4 digits. SAP Business One calls a
-    business partner's code CardCode (V-DYQ71, VEND-9264), which is no such thing."""
+    """A card's security code: digits, 3 or 4 on a payment card (CVV2, CVC2, CID), up to 8
+    on a gift card. SAP Business One calls a business partner's code CardCode (V-DYQ71,
+    VEND-9264), which is no such thing."""
     core = value.strip("\"'")
-    return 3 <= len(core) <= 4 and core.isdigit()
+    return 3 <= len(core) <= 12 and core.isdigit()
 
 
 def random_token(value: str) -> bool:
