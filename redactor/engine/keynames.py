@@ -305,6 +305,11 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # are possessive: a quoted string splits into runs and escapes one way only, and no run can
     # end where a closing quote could follow, so backing off inside one never finds a match.
     # A Python repr may put a prefix before the quote: {'password': b'hunter2'}.
+    cookie_list = (
+        rf'|\[\s{{0,3}}(?P<secret>"[^"\r\n]{{1,{n}}}"(?:\s{{0,3}},\s{{0,3}}"[^"\r\n]{{1,{n}}}"){{0,64}})\s{{0,3}}\]'
+        if value_kind == "cookies"
+        else ""
+    )
     value = (
         # TOML's and Python's triple-quoted strings on one line (password = '''abc''')
         rf"(?:'''(?P<secret>[^'\r\n]{{1,{n}}})'''"
@@ -319,9 +324,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf'|\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"]){{1,{n}}})\\"'
         # JSON inside a JSON string inside another: \\\"password\\\":\\\"abc\\\"
         rf'|\\\\\\"{_SCHEMES}(?P<secret>(?:[^"\\\r\n]{{1,{n}}}+|\\[^"\\]){{1,{n}}})\\\\\\"'
+        # A list of Set-Cookie headers, as Node's and Python's clients hold them:
+        # {"set-cookie": ["sid=abc; Path=/", "csrf=def; Secure"]}
+        + cookie_list
         # Go's http.Header / map dumps: Authorization:[Bearer abc] Cookie:[a=b; c=d]; not a
         # JSON list of messages (Laravel's errors: {"password": ["must be 8 characters"]})
-        rf"""|\[(?!["'][^"'\]]{{0,{n}}}\s){_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"""
+        + rf"""|\[(?!["'][^"'\]]{{0,{n}}}\s){_SCHEMES}(?P<secret>[^\[\]\r\n]{{1,{n}}})\]"""
         # JSON escaped for HTML (&quot;password&quot;:&quot;abc&quot;)
         rf"|&quot;{_SCHEMES}(?P<secret>(?:[^&\r\n]|&(?!quot;)){{1,{n}}})&quot;"
         rf"|{next_field}{_YAML_TAG}(?:{_SCHEMES}{prose_guard}|{_ACCOUNT_SCHEME}){bare})"
@@ -567,13 +575,13 @@ def cookie_values(header: str) -> list[tuple[int, int]]:
         part = header[start:end]
         equals = part.find("=")
         if equals >= 0:
-            name = part[:equals].strip()
+            name = part[:equals].strip().strip('"')
             if part[equals - 1 : equals].isspace() or any(c.isspace() for c in name):
                 equals = -1  # "abc =", "abc rv=": no pair (a name is a token), the value alone
         if equals >= 0:
             value_start = start + equals + 1
         else:
-            name = part.strip()
+            name = part.strip().strip('"')
             value_start = start
             words = name.split(None, 1)
             if len(words) == 2 and words[0].lower() in _COOKIE_ATTRIBUTES:
