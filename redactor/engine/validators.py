@@ -621,7 +621,9 @@ def not_a_count(value: str) -> bool:
 _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 
 
-_SSH_KEY_TYPE = re.compile(r"ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com")
+_SSH_KEY_TYPE = re.compile(
+    r"ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"
+)
 
 
 def auth_value(value: str) -> bool:
