@@ -547,9 +547,10 @@ _ANALYTICS_COOKIE = re.compile(
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
 _COOKIE_SEPARATOR = re.compile(r";(?:\s|%20)*|,\s*(?=[^\s=;,]+=)")
 # A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
-# or a flag (consent=1), a node's name (Tomcat's route=node2).
+# or a flag (consent=1), a node's name (Tomcat's route=node2), a time zone (tz=Europe%2FAmsterdam).
 _SETTING = re.compile(
     r"[A-Za-z]{1,16}(?:[-_][A-Za-z0-9]{1,8})?|[0-9]{1,10}|[A-Za-z]{1,10}[0-9]{1,2}"
+    r"|[A-Z][a-z]{2,12}(?:(?:/|%2[Ff])[A-Z][A-Za-z_\-]{1,30}){1,2}"
     r"|[A-Za-z][\w\-]{0,30}=[\w\-]{1,16}"  # a nested setting: sap-usercontext=sap-client=100
 )
 
