@@ -261,8 +261,13 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # Lower-case names only: base64 padding before a closing quote ("Basic dXNlcj=") is
         # the value. Nor a scheme whose value is a placeholder (Bearer <redacted>).
         # A "?" before another name= ends the value (a game server's command line:
-        # ?ServerAdminPassword=abc?MaxPlayers=70).
-        bare_run = rf"(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=))"
+        # ?ServerAdminPassword=abc?MaxPlayers=70), and so does a "&" (a query string's next
+        # parameter, "&amp;" in HTML, a shell's "&&"); any other "&" is the value's own
+        # (MAVEN_GPG_PASSPHRASE=TXB&93&ChTl.W).
+        bare_run = (
+            rf"(?:{_BARE_CHAR}{{1,{MAX_VALUE_CHARS}}}+|\?(?![A-Za-z_]\w{{0,39}}=)"
+            r"|&(?!amp;|&|[A-Za-z_][\w.\-\[\]%]{0,63}=))"
+        )
         bare = (
             rf"""(?![a-z][a-z_]{{1,39}}="|{_SCHEME_WORDS}\s|[\w.$\-]{{1,{MAX_VALUE_CHARS}}}\("""
             rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\["""
