@@ -360,6 +360,8 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"nil"}  # Elixir's and Ruby's null: %{"password" => nil}
     # authentication methods under an "auth" key (sshd auth=publickey, "auth":"oauth2")
     | {"publickey", "password", "oauth2", "oauth", "login", "plain", "ldap", "saml", "oidc"}
+    # a sample's words for what goes there (mqtt://USER:PASS@broker.example.com)
+    | {"pass", "passwd", "token", "apikey", "api_key"}
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
     # "[FILTERED]", GitLab "[MASKED]")
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
@@ -370,6 +372,7 @@ _PLACEHOLDER_WORDS = frozenset(
 # constant: each word letters and maybe a number after them (auth=WPA2_PSK; not X7Q_9ZK2).
 _ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
+_DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
 # run configuration ($DB_PASSWORD$).
@@ -553,6 +556,8 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if first == "$" and _SHELL_VARIABLE.fullmatch(core):
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
+    if first == "_" and _DUNDER_NAME.fullmatch(core):
+        return False  # a template's slot: Node-RED's "__PWRD__" where a credential was set
     if first == "!" and core[1:].isalpha():
         return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
     if first in "/.~" and _FILE_PATH.fullmatch(core) and not _has_random_segment(core):
