@@ -83,6 +83,8 @@ _ALIGNMENT = 40
 # CREDENTIALS_TOKEN_A), and a note that the value is base64 (API_TOKEN_B64, password_base64).
 _KEY_SUFFIX = (
     r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2}|_[A-Z])?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
+    # the encoding in parentheses: shared_secret(hex)=…
+    r"(?:\((?:hex|HEX|base64|b64|utf-?8)\))?"
 )
 
 
@@ -199,11 +201,12 @@ def _key_source(rule: KeyNameRule) -> str:
         alternatives.append(names)
     if rule.exact_names:
         exact = "|".join(_name_regex(n) for n in rule.exact_names)
-        # A whole key, maybe marked private by one leading underscore (.npmrc's ":_auth=").
-        # Test runners' status lines ("--- PASS: TestLogin", automake's "PASS: t/auth.sh")
-        # name no key.
+        # A whole key, maybe marked private by one leading underscore (.npmrc's ":_auth="), or
+        # the last part of a dotted one (knowledge.pin=…). Test runners' status lines ("---
+        # PASS: TestLogin", automake's "PASS: t/auth.sh") name no key.
         alternatives.append(
-            rf"(?:(?<![A-Za-z0-9_.\-])|(?<=(?<![A-Za-z0-9_.\-])_))(?!(?-i:PASS: ))(?:{exact})"
+            rf"(?:(?<![A-Za-z0-9_.\-])|(?<=(?<![A-Za-z0-9_.\-])_)|(?<=[A-Za-z0-9]\.))"
+            rf"(?!(?-i:PASS: ))(?:{exact})"
         )
     return "|".join(alternatives)
 
