@@ -626,6 +626,10 @@ def not_a_count(value: str) -> bool:
 _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 
 
+# Authentication methods as a server logs which one a client used (PI Web API's auth=Kerberos).
+_AUTH_METHODS = frozenset(
+    ["kerberos", "ntlm", "negotiate", "basic", "digest", "bearer", "anonymous", "certificate"]
+)
 _SSH_KEY_TYPE = re.compile(
     r"ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"
 )
@@ -633,11 +637,11 @@ _SSH_KEY_TYPE = re.compile(
 
 def auth_value(value: str) -> bool:
     """A credential under the bare key "auth", not what payment and mail logs put there: a
-    card payment's approval code (auth=931924, auth=7YE18Y), a count (Postfix's auth=0/1) or
-    a mode, one lower-case word (sendmail's AUTH=server), or an SSH public key's type ("public
-    key auth: ssh-ed25519 AAAA…", the key itself public)."""
+    card payment's approval code (auth=931924, auth=7YE18Y), a count (Postfix's auth=0/1), a
+    mode, one lower-case word (sendmail's AUTH=server), a method's name (auth=Kerberos), or an
+    SSH public key's type ("public key auth: ssh-ed25519 AAAA…", the key itself public)."""
     core = value.strip("\"'")
-    if core.isalpha() and core.islower() and len(core) <= 12:
+    if core.isalpha() and (core.islower() or core.lower() in _AUTH_METHODS) and len(core) <= 12:
         return False
     if _SSH_KEY_TYPE.fullmatch(core):
         return False
@@ -658,15 +662,20 @@ _PUBLIC_SESSION_IDS = ("cs_live_", "cs_test_")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+_OPC_UA_NODE_ID = re.compile(r"ns=[0-9]{1,5};[isgb]=[^\s;]{1,256}")
+
+
 def _issued_session(core: str) -> bool:
     """Not a label and a number, not a public id, and not a UUID: OpenTelemetry's session.id,
     RUM and analytics visits, Keycloak's session_state, a mail server's connection are UUIDs,
     while the session ids that log a client in (Java's, PHP's, Rails', Express', Django's) are
-    not written with dashes, and a Cookie header's values are masked there whatever they are."""
+    not written with dashes, and a Cookie header's values are masked there whatever they are.
+    Nor an OPC UA node id, which servers name sessions by (ns=1;g=<uuid>)."""
     return not (
         _LABELLED_NUMBER.fullmatch(core)
         or core.startswith(_PUBLIC_SESSION_IDS)
         or _UUID.fullmatch(core)
+        or _OPC_UA_NODE_ID.fullmatch(core)
     )
 
 
