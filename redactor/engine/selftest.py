@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redactor.engine.core import Redactor
+from redactor.engine.masks import PLACEHOLDER_RE
 from redactor.engine.rules import Rule
 
 
@@ -49,7 +50,9 @@ def check_rule(redactor: Redactor, rule: Rule) -> list[ExampleFailure]:
             if example.secret is not None
             else example.text[spans[0][0] : spans[0][1]]
         )
-        if secret in redactor.redact(example.text):
+        # Looked for outside our placeholders: a short secret (a CVV's 776) may be spelled by
+        # a ref (#k776…), whose key is the run's own.
+        if secret in PLACEHOLDER_RE.sub("", redactor.redact(example.text)):
             failures.append(
                 ExampleFailure(rule.id, "must_match", i, "the engine left the secret in its output")
             )
