@@ -83,8 +83,8 @@ _ALIGNMENT = 40
 # CREDENTIALS_TOKEN_A), and a note that the value is base64 (API_TOKEN_B64, password_base64).
 _KEY_SUFFIX = (
     r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2}|_[A-Z])?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
-    # the encoding in parentheses: shared_secret(hex)=…
-    r"(?:\((?:hex|HEX|base64|b64|utf-?8)\))?"
+    # the encoding in parentheses: shared_secret(hex)=…, dbPassword (base64)=…
+    r"(?: ?\((?:hex|HEX|base64|b64|utf-?8)\))?"
 )
 
 

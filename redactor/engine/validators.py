@@ -777,6 +777,20 @@ def _random_shape(core: str) -> bool:
     return len(core) >= 20 and has_digit and hex_only and not core.isdigit()
 
 
+def long_token(value: str) -> bool:
+    """16 characters or more with letters and digits, no placeholder and no label with a
+    number: a key as API platforms issue them (3scale's and VesselFinder's user_key), where the
+    same name elsewhere holds a short account label (a feature flag's user_key=acct_8535)."""
+    core = value.strip("\"'")
+    return (
+        len(core) >= 16
+        and any(c.isalpha() for c in core)
+        and any(c.isdigit() for c in core)
+        and not _LABELLED_NUMBER.fullmatch(core)
+        and not_placeholder_like(core)
+    )
+
+
 def generated_token(value: str) -> bool:
     """``random_token``, or 20+ letters of both cases spread like a random draw (entropy of 4.2
     bits a character or more): a magic link's token may hold no digit, a slug or a CamelCase
@@ -869,6 +883,7 @@ VALIDATORS: dict[str, Validator] = {
     "session_value": session_value,
     "session_cookie": session_cookie,
     "random_token": random_token,
+    "long_token": long_token,
     "generated_token": generated_token,
     "one_time_code": one_time_code,
     "card_security_code": card_security_code,
