@@ -749,9 +749,9 @@ def one_time_code(value: str) -> bool:
 
 
 def card_security_code(value: str) -> bool:
-    """A card's security code: digits, 3 or 4 on a payment card (CVV2, CVC2, CID), up to 8
-    on a gift card. SAP Business One calls a business partner's code CardCode (V-DYQ71,
-    VEND-9264), which is no such thing."""
+    """A card's security code under a name shared with other things: digits, 3 or 4 on a payment
+    card (CVV2, CVC2, CID), up to 12 on a gift card; SAP Business One calls a business partner's
+    code CardCode (V-DYQ71, VEND-9264)."""
     core = value.strip("\"'")
     return 3 <= len(core) <= 12 and core.isdigit()
 
