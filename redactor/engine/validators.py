@@ -372,6 +372,7 @@ _PLACEHOLDER_WORDS = frozenset(
 # constant: each word letters and maybe a number after them (auth=WPA2_PSK; not X7Q_9ZK2).
 _ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
+_WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
 _DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
@@ -562,8 +563,10 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
     if first in "/.~" and _FILE_PATH.fullmatch(core) and not _has_random_segment(core):
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
-    if first in ":@" and core[1:].isidentifier():
-        return False  # a SQL bind parameter (session_id = :session_id, = @session_id)
+    if first in ":@" and core[1:].isidentifier() and not _WORD_AND_NUMBER.fullmatch(core[1:]):
+        # a SQL bind parameter (session_id = :session_id, = @session_id, @p0); not a word and a
+        # number, as people choose passwords (@Pharmacy347)
+        return False
     if first == "@" and _FILE_PATH.fullmatch(core[1:]):
         return False  # read from a file (vault write … password=@/run/secrets/pg, curl -d @…)
     if first == "-" and core[1:].isdigit():

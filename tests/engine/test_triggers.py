@@ -76,7 +76,7 @@ def test_a_trigger_in_parts_fires_once_for_either_part(engine: Redactor, rule_id
         assert len(gating) == 1, (rule_id, text, hits)
     long_name = {
         "keyname.password": "password",
-        "card.cvv": "card_code",
+        "card.cvv": "card_verification",
         "ssn.keyname": "social_security_number",
     }[rule_id]
     assert engine.trigger_fires(rule, f"{long_name}=4821")
