@@ -29,7 +29,7 @@ MAX_VALUE_CHARS = 4096
 # GenieKey): any such capitalised word counts.
 _SCHEME_WORDS = (
     r"(?:(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
-    r"|DeepL-Auth-Key)|[A-Z][A-Za-z\-]{1,30}(?:Key|Token))"
+    r"|DeepL-Auth-Key|IAF)|[A-Z][A-Za-z\-]{1,30}(?:Key|Token))"
 )
 _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
 # Azure Storage's "SharedKey account:signature": the account name before the colon is no prose.
