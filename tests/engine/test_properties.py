@@ -136,9 +136,17 @@ def _wrap(before: str, secret: str, after: str) -> str:
 def _card_text(before: str, card: str, after: str) -> str:
     """``card`` in filler text; with a card word before it when it is 13 or 17-19 digits in a
     row, which card.pan only takes with one (as documented in cards.toml)."""
+    # Documented: a number right after a label that names an id ("ID: …", "seq=…") is an id.
+    assume(not _ID_LABEL_AT_END.search(before))
     if card.isdigit() and len(card) not in (14, 15, 16):
         before += " card"
     return _wrap(before, card, after)
+
+
+_ID_LABEL_AT_END = re.compile(
+    r"(?i)(?:id|no|nr|num|number|ref|seq|sequence|offset|nonce|serial|sku|mid|tid|rrn|stan|"
+    r"ean|upc|gtin|isbn|imei|iccid|barcode|correlation|ticks)s?[\"')]?\s{0,3}[:=#]\s{0,3}[\"'(]?\s*$"
+)
 
 
 @PROFILE
