@@ -1056,8 +1056,8 @@ def _split_and_refill(
     losers = [c for c in candidates if id(c) not in chosen_ids]
     if not losers:
         return split
-    kept = [(c.start, c.end) for c in chosen if c.rule.mask_spans is None]
-    taken = protected + kept + [(c.start, c.end) for c in split if c.rule.mask_spans is not None]
+    # the split parts and every other chosen span (split passes those through) stay taken
+    taken = protected + [(c.start, c.end) for c in split]
     refill = _resolve_overlaps(losers, taken, passes)
     if not refill:
         return split

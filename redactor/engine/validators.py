@@ -727,6 +727,16 @@ def not_uuid(value: str) -> bool:
     return not _UUID.fullmatch(value.strip("\"'")) and not_placeholder_like(value)
 
 
+def _letters_and_digits(core: str, least: int) -> bool:
+    """At least ``least`` characters, letters and digits among them: the shape of an issued
+    key or session id, not of a word, a count or a state."""
+    return (
+        len(core) >= least
+        and any(c.isdigit() for c in core)
+        and any(c.isalpha() for c in core)
+    )
+
+
 def session_cookie(value: str) -> bool:
     """A session cookie's value under a name as generic as "session" or "sid": 20+ characters
     with letters and digits (a state or a count under that name is none: session=finished; a
@@ -735,9 +745,7 @@ def session_cookie(value: str) -> bool:
     their logs also call "sid"."""
     core = value.strip("\"'")
     return (
-        len(core) >= 20
-        and any(c.isdigit() for c in core)
-        and any(c.isalpha() for c in core)
+        _letters_and_digits(core, 20)
         and not _TWILIO_SID.fullmatch(core)
         and not _SID_NOT_A_SESSION.fullmatch(core)
         and _issued_session(core)
@@ -786,9 +794,7 @@ def long_token(value: str) -> bool:
     same name elsewhere holds a short account label (a feature flag's user_key=acct_8535)."""
     core = value.strip("\"'")
     return (
-        len(core) >= 16
-        and any(c.isalpha() for c in core)
-        and any(c.isdigit() for c in core)
+        _letters_and_digits(core, 16)
         and not _LABELLED_NUMBER.fullmatch(core)
         and not_placeholder_like(core)
     )
