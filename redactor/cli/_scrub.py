@@ -372,6 +372,7 @@ class _Chunks:
                     break
             if self.jobs > 1 and len(ahead) == 2 and ahead[-1][1]:
                 try:
+                    self.redactor.scanner.prepare_chunks()  # loaded once, shared by the workers
                     self._workers = _Workers(self.jobs, self._work, self._buf)
                 except OSError:  # no fork (process or memory limits): carry on here
                     self.jobs = 1

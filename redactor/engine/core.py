@@ -263,7 +263,7 @@ class Redactor:
         whole cost is a sub-microsecond scan plus Python overhead: reading collaborators from
         closure cells rather than attributes, running stage 1 inline rather than through a
         second call, and taking its options positionally takes about 10% off."""
-        scan, local, new_scratch, collect = self.scanner.inline()
+        local, first_use, collect = self.scanner.inline()
         max_value_bytes = self._max_value_bytes
         stage2 = self._stage2
         redact_str = self._redact_str
@@ -287,9 +287,9 @@ class Redactor:
                             data = value.encode("utf-8", "surrogatepass")
                         triggered: list[int] = []
                         try:
-                            scratch = local.once
+                            scan, scratch = local.once
                         except AttributeError:
-                            scratch = new_scratch()
+                            scan, scratch = first_use()
                         scan(data, collect, 0, triggered, scratch)
                         if not triggered:
                             return value

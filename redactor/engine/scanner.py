@@ -39,24 +39,26 @@ except ImportError:  # pragma: no cover - exercised on platforms without wheels
     _hs = None
 
 
+ScanFunction = Callable[[bytes, Callable[..., Any], int, list[int], Any], Any]
+
+
 class InlineScan(NamedTuple):
     """:meth:`Scanner.triggered` taken apart, for the one hot path that inlines it (the engine's
     one-string ``redact``, where a second Python call is a tenth of the cost)::
 
         hits = []
         try:
-            scratch = local.once
+            scan, scratch = local.once
         except AttributeError:
-            scratch = new_scratch()
+            scan, scratch = first_use()
         scan(data, collect, 0, hits, scratch)  # hits: what triggered(data) returns
 
-    ``scan`` has the signature of Hyperscan's ``Database.scan``; ``local.once`` is this
-    thread's scratch space.
+    ``scan`` has the signature of Hyperscan's ``Database.scan``; ``local.once`` holds it with
+    this thread's scratch space, and ``first_use`` sets it (loading the database if need be).
     """
 
-    scan: Callable[[bytes, Callable[..., Any], int, list[int], Any], Any]
     local: Any
-    new_scratch: Callable[[], Any]
+    first_use: Callable[[], tuple[ScanFunction, Any]]
     collect: Callable[[int, int, int, int, list[int]], None]
 
 
@@ -68,6 +70,8 @@ class Scanner(Protocol):
     def dirty_lines(self, data: bytes) -> list[DirtyLine]: ...
 
     def inline(self) -> InlineScan: ...
+
+    def prepare_chunks(self) -> None: ...
 
 
 class RegexScanner:
@@ -94,7 +98,12 @@ class RegexScanner:
         def scan(data: bytes, _on_match: object, _flags: int, hits: list[int], _s: None) -> None:
             hits.extend(triggered(data))
 
-        return InlineScan(scan, _NoScratch(), lambda: None, _collect)
+        holder = _NoScratch()
+        holder.once = (scan, None)
+        return InlineScan(holder, lambda: (scan, None), _collect)
+
+    def prepare_chunks(self) -> None:
+        pass  # nothing to load
 
     def dirty_lines(self, data: bytes) -> list[DirtyLine]:
         lines: list[DirtyLine] = []
@@ -114,7 +123,7 @@ class RegexScanner:
 
 
 class _NoScratch:
-    once = None  # the fallback needs no scratch space
+    once: tuple[ScanFunction, None]  # the fallback needs no scratch space
 
 
 def _scoped(trigger: str) -> str:
@@ -130,6 +139,9 @@ class HyperscanScanner:
     Compiling takes a few hundred milliseconds, which dominates a short ``scrub``; with a
     ``cache`` the serialized databases are kept on disk under an HMAC, so a tampered or stale
     file is never loaded (a database missing a trigger would silently skip a rule).
+
+    Each database is loaded on first use: ``scrub`` scans chunks and an application's log
+    handler scans records, and neither pays start-up for the other's 2 MB database.
     """
 
     name = "hyperscan"
@@ -143,46 +155,60 @@ class HyperscanScanner:
         assert _hs is not None
         # A trigger with parts is compiled as those expressions, all under the trigger's id
         # (Hyperscan reports a single-match id once, however many of its expressions match).
-        expressions = [
+        self._expressions = [
             (index, part)
             for index, trigger in enumerate(triggers)
             for part in (parts or {}).get(trigger, (trigger,))
         ]
-        key = "\x00".join(part for _, part in expressions)
-        multiline = _hs.HS_FLAG_MULTILINE
-        self._once = _database(
-            f"once\x00{key}", expressions, _hs.HS_FLAG_SINGLEMATCH | multiline, cache
-        )
-        self._every = _database(f"every\x00{key}", expressions, multiline, cache)
-        self._scratch_once = _hs.Scratch(self._once)
-        self._scratch_every = _hs.Scratch(self._every)
+        self._key = "\x00".join(part for _, part in self._expressions)
+        self._cache = cache
+        # (database, scratch space to clone per thread), once loaded
+        self._loaded: dict[str, tuple[Any, Any]] = {}
+        self._load_lock = threading.Lock()
         # Scratch space is per thread in Hyperscan; threads get their own clone on first use.
         self._local = threading.local()
         self.triggered: Callable[[bytes], list[int]] = self._make_triggered()
 
-    def _scratches(self) -> tuple[Any, Any]:
-        local = self._local
-        try:
-            return local.once, local.every
-        except AttributeError:
-            local.once, local.every = self._scratch_once.clone(), self._scratch_every.clone()
-            return local.once, local.every
+    def _database(self, kind: str) -> tuple[Any, Any]:
+        """The ``once`` or ``every`` database and its scratch space, loaded on first use."""
+        loaded = self._loaded.get(kind)
+        if loaded is None:
+            assert _hs is not None
+            with self._load_lock:  # threads starting together load it once
+                loaded = self._loaded.get(kind)
+                if loaded is None:
+                    flags = _hs.HS_FLAG_MULTILINE
+                    if kind == "once":
+                        flags |= _hs.HS_FLAG_SINGLEMATCH
+                    db = _database(f"{kind}\x00{self._key}", self._expressions, flags, self._cache)
+                    loaded = self._loaded[kind] = (db, _hs.Scratch(db))
+        return loaded
+
+    def prepare_chunks(self) -> None:
+        """Load the chunk database now: before ``scrub`` forks its workers, which then share it."""
+        self._database("every")
+
+    def _first_use(self) -> tuple[ScanFunction, Any]:
+        db, scratch = self._database("once")
+        once: tuple[ScanFunction, Any] = (db.scan, scratch.clone())
+        self._local.once = once
+        return once
 
     def inline(self) -> InlineScan:
-        return InlineScan(self._once.scan, self._local, lambda: self._scratches()[0], _collect)
+        return InlineScan(self._local, self._first_use, _collect)
 
     def _make_triggered(self) -> Callable[[bytes], list[int]]:
-        # Every log record passes through this once: a closure over the bound scan and the
-        # thread-local holder saves the attribute lookups of a method (about a third of the
-        # Python overhead around a sub-microsecond scan).
-        scan, local, new_scratch, collect = self.inline()
+        # Every log record passes through this once: a closure over the thread-local holder
+        # saves the attribute lookups of a method (about a third of the Python overhead around
+        # a sub-microsecond scan).
+        local, first_use, collect = self.inline()
 
         def triggered(data: bytes) -> list[int]:
             hits: list[int] = []
             try:
-                scratch = local.once
+                scan, scratch = local.once
             except AttributeError:
-                scratch = new_scratch()
+                scan, scratch = first_use()
             scan(data, collect, 0, hits, scratch)
             return hits
 
@@ -192,7 +218,11 @@ class HyperscanScanner:
         assert _hs is not None
         lines: list[DirtyLine] = []
         size = len(data)
-        scratch = self._scratches()[1]
+        try:
+            every, scratch = self._local.every
+        except AttributeError:
+            db, shared = self._database("every")
+            every, scratch = self._local.every = (db, shared.clone())
         base = 0
         while base < size:
             state = [-1, 0]  # end of the current dirty line, matches counted in it
@@ -225,7 +255,7 @@ class HyperscanScanner:
 
             view = memoryview(data)[base:] if base else data
             try:
-                self._every.scan(view, on_match, 0, None, scratch)
+                every.scan(view, on_match, 0, None, scratch)
                 break
             except _hs.ScanTerminated:  # a line with too many matches: resume after it
                 base = state[0] + 1

@@ -36,6 +36,7 @@ def _scanner(directory: Path, key: bytes = KEY, triggers: list[str] = TRIGGERS) 
     cache = _Counting(DatabaseCache(directory, key))
     scanner = HyperscanScanner(triggers, cache)  # type: ignore[arg-type]
     assert sorted(scanner.triggered(b"x alpha_1234 BRAVO=1")) == list(range(len(triggers)))
+    assert scanner.dirty_lines(b"clean\nx alpha_1234\n") == [(6, 18, [0])]
     return cache
 
 
@@ -69,3 +70,17 @@ def test_engines_with_different_keys_keep_their_own_files(tmp_path: Path) -> Non
     _scanner(tmp_path, key=b"b" * 32)
     assert _scanner(tmp_path, key=b"a" * 32).builds == 0
     assert _scanner(tmp_path, key=b"b" * 32).builds == 0
+
+
+def test_each_database_is_loaded_on_first_use(tmp_path: Path) -> None:
+    # An application's log handler scans records only, scrub chunks only: neither loads the
+    # other's database.
+    cache = _Counting(DatabaseCache(tmp_path, KEY))
+    scanner = HyperscanScanner(TRIGGERS, cache)  # type: ignore[arg-type]
+    assert cache.builds == 0
+    assert scanner.triggered(b"bravo=") == [1]
+    assert cache.builds == 1
+    scanner.prepare_chunks()
+    assert cache.builds == 2
+    assert scanner.dirty_lines(b"bravo=\n") == [(0, 6, [1])]
+    assert cache.builds == 2
