@@ -142,13 +142,16 @@ class KeyNameMatcher:
             return self._cache[key]
         except KeyError:
             pass
-        # access_token_2 is an access token too, and so is API_TOKEN_B64, encoded
-        norm = normal_key_name(key).removesuffix("base64").removesuffix("b64")
-        norm = norm.rstrip("0123456789")
+        # access_token_2 is an access token too, and so is API_TOKEN_B64, encoded; a name
+        # that ends in a digit itself (ha1, cv2) is looked up with it
+        full = normal_key_name(key).removesuffix("base64").removesuffix("b64")
+        norm = full.rstrip("0123456789")
         found = self._exact.get(norm)
+        if found is None and norm != full:
+            found = self._exact.get(full)
         if found is None:
             for suffix, rule in self._suffixes:
-                if norm.endswith(suffix):
+                if norm.endswith(suffix) or (norm != full and full.endswith(suffix)):
                     if not norm.endswith(self._not[rule.id]):
                         found = rule
                     break

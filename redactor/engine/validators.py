@@ -356,7 +356,7 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
     | {"valid", "present", "public", "demo"}
     # where a resolver put it: "vault:…#password -> env CLIENT_SECRET"
-    | {"env"}
+    | {"env", "from"}  # api_key=from env
     | {"nil"}  # Elixir's and Ruby's null: %{"password" => nil}
     # authentication methods under an "auth" key (sshd auth=publickey, "auth":"oauth2")
     | {"publickey", "password", "oauth2", "oauth", "login", "plain", "ldap", "saml", "oidc"}
@@ -463,13 +463,13 @@ _STRIPE_OBJECT_ID = re.compile(
 )
 
 
-# Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ), a sample
+# Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ, f7d8cb75…), a sample
 # value in an example file (your-key-here, YOUR_API_TOKEN, changeme-in-vault), and keys that
 # are public by design: Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's
 # application ids, Adyen's client keys (live_ and 32 capitals and digits) and Global Payments'
 # (Heartland's) public API keys (pkapi_prod_…), all of which browsers are sent; and the
 # tracking token of Marketo's Munchkin cookie, which it sets in every visitor's browser.
-_SHORTENED = re.compile(r"(?:\w{0,8}[-_]|\w{0,4})(?:\.{3}|\u2026)\w{0,6}")
+_SHORTENED = re.compile(r"\w{0,8}[-_]?(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     # up to three words first: WordPress's sample salts, "put your unique phrase here"
     r"(?:[A-Za-z]{1,12} ){0,3}(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}"
@@ -480,6 +480,11 @@ _SAMPLE_VALUE = re.compile(
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
     r"|pkapi_(?:prod|cert|test)_\w{16,}"
+    # A public key's DER (SubjectPublicKeyInfo) in base64, under names such as licenseKey
+    # (Google Play's app licence key) or publicKey: RSA keys of any size, EC P-256, Ed25519.
+    r"|MII[A-Za-z0-9+/]{3}ANBgkqhkiG9w0BAQEFAAOC[A-Za-z0-9+/=.\u2026]{8,}"
+    r"|MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE[A-Za-z0-9+/=.\u2026]{8,}"
+    r"|MCowBQYDK2VwAyEA[A-Za-z0-9+/=]{43,44}"
     # Marketo's Munchkin tracking cookie (_mkto_trk=id:…&token:_mch-domain-timestamp-n)
     r"|_mch-[\w.\-]{1,253}-[0-9]{13}-[0-9]{1,6}"
 )

@@ -107,6 +107,11 @@ def test_none_and_bool_under_sensitive_keys_stay(engine: Redactor) -> None:
         "access_token_2",
         "API_TOKEN_B64",
         "password_base64",
+        # names that end in a digit of their own: SIP's HA1 digest, a card's CV2
+        "ha1",
+        "ha1b",
+        "authorizationHa1",
+        "CV2",
     ],
 )
 def test_key_grammar(engine: Redactor, key: str) -> None:
@@ -116,7 +121,17 @@ def test_key_grammar(engine: Redactor, key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["password_policy", "token_type", "author", "bypass", "compass", "max_tokens", "secret_name"],
+    [
+        "password_policy",
+        "token_type",
+        "author",
+        "bypass",
+        "compass",
+        "max_tokens",
+        "secret_name",
+        "sha1",
+        "opencv2",
+    ],
 )
 def test_keys_that_only_resemble_sensitive_names(engine: Redactor, key: str) -> None:
     record = {key: "plain"}

@@ -96,6 +96,11 @@ def test_session_values_look_issued() -> None:
         "pk.eyJ1IjoiaG9vbGktbWFwcyIsImEiOiJvZmw3a3VwMjA2Z2U3MHpx",  # public by design: Mapbox
         "sq0idp-patT9VLCB_S2uwvdqeD0tY",  # a Square application id
         "live_8CQM422J02L0H5CLBUUSARXPXELPHQGX",  # an Adyen client key
+        "f7d8cb75\u2026",  # a key's first characters, shown for display
+        # a public key's DER in base64 (Google Play's licence key is one)
+        "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAO1OUuFcvWfl6kkMj3dllMLlXWBa98AykD6Tf",
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEjp8Lx0bV6sYbU1m2Qx7nR2c5T8gH0aZk",
+        "from",  # api_key=from env
     ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
@@ -108,6 +113,9 @@ def test_a_password_is_not_a_placeholder() -> None:
     # Stripe's secrets are not object ids
     assert not_placeholder_like("pi_3KVweUWYbVidiJLk4FNTQiHS_secret_liC5RtxxQrLd0RcQu16oJ3fxB")
     assert not_placeholder_like("rk_live_51AbCdEfGhIjKlMnOpQrStUvWx")
+    # a private key's DER (PKCS#8) is no public key
+    assert not_placeholder_like("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7")
+    assert not_placeholder_like("f7d8cb75e1a09b34")
     # a password with dots in it, one that starts with "your", words that are no mask
     assert not_placeholder_like("tr0ub4dor...x9Zq2w")
     assert not_placeholder_like("yourMom1987!")
