@@ -249,9 +249,11 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # A cookie's value may be quoted (sid="abc"; Path=/): a quote right after "=" opens
         # one, which runs to the next quote. A bar before a header's name ends the header:
         # header dumps join their fields with one (Apache's mod_log_forensic:
-        # |Cookie:a=b|x-api-key:…); any other is the cookie's (oauth2-proxy's value|time|sig).
+        # |Cookie:a=b|x-api-key:…); any other is the cookie's (oauth2-proxy's value|time|sig,
+        # Roblox's .ROBLOSECURITY=_|WARNING:-DO-NOT-SHARE-THIS.…|_hex, whose colon no header's
+        # value follows).
         quoted = rf'(?<==)"[^"\r\n\\]{{0,{MAX_VALUE_CHARS}}}"'
-        inner_bar = r"\|(?![A-Za-z][\w\-]{0,60}:)"
+        inner_bar = r"\|(?![A-Za-z][\w\-]{0,60}:(?!-))"
         bare = (
             rf"""(?P<secret>(?:[^\s"'\\|]|{quoted})"""
             rf"""(?:[^\r\n"'\\|]{{1,{MAX_VALUE_CHARS}}}+|{inner_bar}|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
@@ -547,12 +549,15 @@ _COOKIE_ATTRIBUTES = frozenset(
 # Meta, Microsoft Clarity and UET, Hotjar, Matomo, Segment, Amplitude, Mixpanel, Yandex;
 # OneTrust, Cookiebot, IAB TCF and US privacy strings): visitor counters and consent choices
 # that no server issues and no server accepts as a login, kept for debugging like the
-# attributes. A session cookie under any other name is masked.
+# attributes; and what load balancers and PeopleSoft set beside the session (F5's
+# BIGipServer<pool> and AWS ALB's stickiness, which pick a backend; PeopleSoft's expiry and
+# last-site markers). A session cookie under any other name is masked.
 _ANALYTICS_COOKIE = re.compile(
     r"_ga(?:_\w+)?|_gid|_gat(?:_\w+)?|_gcl_\w+|_fb[pc]|_cl(?:ck|sk)|_hj\w+|_uet[sv]id"
     r"|__utm[abcztv]|ajs_(?:anonymous|user)_id|_pk_(?:id|ses)[\w.]*|amplitude_id\w*|_ym_\w+"
     r"|mp_\w+_mixpanel|OptanonConsent|OptanonAlertBoxClosed|CookieConsent|euconsent(?:-v2)?"
     r"|usprivacy|_shopify_(?:y|s|sa_t|sa_p|m|tm|tw|evids)"
+    r"|BIGipServer[\w~.\-]*|AWSALB(?:CORS|TG|TGCORS)?|PS_TOKENEXPIRE|PS_LASTSITE|PS_DEVICEFEATURES"
 )
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
 # into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").

@@ -463,12 +463,13 @@ _STRIPE_OBJECT_ID = re.compile(
 )
 
 
-# Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ, f7d8cb75…), a sample
-# value in an example file (your-key-here, YOUR_API_TOKEN, changeme-in-vault), and keys that
-# are public by design: Stripe's publishable keys, Mapbox's public tokens (pk.eyJ…), Square's
-# application ids, Adyen's client keys (live_ and 32 capitals and digits) and Global Payments'
-# (Heartland's) public API keys (pkapi_prod_…), all of which browsers are sent; and the
-# tracking token of Marketo's Munchkin cookie, which it sets in every visitor's browser.
+# Values shown but not secret: a key cut down for display (sk-...QCyF, AKIA…WXYZ,
+# f7d8cb75…), a sample value in an example file (your-key-here, YOUR_API_TOKEN,
+# changeme-in-vault), and keys that are public by design: Stripe's publishable keys, Mapbox's
+# public tokens (pk.eyJ…), Square's application ids, Adyen's client keys (live_ and 32
+# capitals and digits) and Global Payments' (Heartland's) public API keys (pkapi_prod_…), all
+# of which browsers are sent; the tracking token of Marketo's Munchkin cookie, which it sets
+# in every visitor's browser; and public keys themselves.
 _SHORTENED = re.compile(r"\w{0,8}[-_]?(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     # up to three words first: WordPress's sample salts, "put your unique phrase here"
