@@ -26,9 +26,9 @@ MAX_VALUE_CHARS = 4096
 # The patterns are case-sensitive except where case does not matter (key names, schemes,
 # URL escapes): a case-insensitive pattern costs the regex engine about 25% more per try.
 # Vendors name schemes of their own after their product, ending in Key or Token (SocureApiKey,
-# GenieKey): any such capitalised word counts.
+# GenieKey): any such capitalised word counts, and a versioned one (Talon.One's ApiKey-v1).
 _SCHEME_WORDS = (
-    r"(?:(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey|Api-Token|Splunk"
+    r"(?:(?i:Bearer|Basic|Token|Digest|Bot|Negotiate|SSWS|OAuth|ApiKey(?:-v[0-9])?|Api-Token|Splunk"
     r"|DeepL-Auth-Key|IAF)|[A-Z][A-Za-z\-]{1,30}(?:Key|Token))"
 )
 _SCHEMES = rf"(?:{_SCHEME_WORDS}\s+)?"
@@ -551,17 +551,22 @@ _COOKIE_ATTRIBUTES = frozenset(
 # that no server issues and no server accepts as a login, kept for debugging like the
 # attributes; and what load balancers and PeopleSoft set beside the session (F5's
 # BIGipServer<pool> and AWS ALB's stickiness, which pick a backend; PeopleSoft's expiry and
-# last-site markers). A session cookie under any other name is masked.
+# last-site markers; CloudFront's Key-Pair-Id, which names the public key that checks its
+# signed cookies). A session cookie under any other name is masked.
 _ANALYTICS_COOKIE = re.compile(
     r"_ga(?:_\w+)?|_gid|_gat(?:_\w+)?|_gcl_\w+|_fb[pc]|_cl(?:ck|sk)|_hj\w+|_uet[sv]id"
     r"|__utm[abcztv]|ajs_(?:anonymous|user)_id|_pk_(?:id|ses)[\w.]*|amplitude_id\w*|_ym_\w+"
     r"|mp_\w+_mixpanel|OptanonConsent|OptanonAlertBoxClosed|CookieConsent|euconsent(?:-v2)?"
     r"|usprivacy|_shopify_(?:y|s|sa_t|sa_p|m|tm|tw|evids)"
     r"|BIGipServer[\w~.\-]*|AWSALB(?:CORS|TG|TGCORS)?|PS_TOKENEXPIRE|PS_LASTSITE|PS_DEVICEFEATURES"
+    r"|CloudFront-Key-Pair-Id"
 )
 # Between a header's pairs: "; ", and ", " before the next cookie of Set-Cookie headers joined
-# into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970").
-_COOKIE_SEPARATOR = re.compile(r";(?:\s|%20)*|,\s*(?=[^\s=;,]+=)")
+# into one line (not the ", " inside an Expires date: "Thu, 01 Jan 1970"), and the next
+# Set-Cookie header itself where a dump joins them (curl -v's "…; HttpOnly\t< set-cookie: …").
+_COOKIE_SEPARATOR = re.compile(
+    r";(?:\s|%20)*|,\s*(?=[^\s=;,]+=)|\s+<?\s*(?i:set-cookie|cookie)\s{0,3}:\s*"
+)
 # A preference, not a credential: a word or a locale (theme=dark, lang=en-US), a small number
 # or a flag (consent=1), a node's name (Tomcat's route=node2), a time zone (tz=Europe%2FAmsterdam).
 _SETTING = re.compile(
