@@ -177,16 +177,27 @@ class HyperscanScanner:
             with self._load_lock:  # threads starting together load it once
                 loaded = self._loaded.get(kind)
                 if loaded is None:
-                    flags = _hs.HS_FLAG_MULTILINE
-                    if kind == "once":
-                        flags |= _hs.HS_FLAG_SINGLEMATCH
-                    db = _database(f"{kind}\x00{self._key}", self._expressions, flags, self._cache)
+                    db = _database(*self._identity(kind), self._expressions, self._cache)
                     loaded = self._loaded[kind] = (db, _hs.Scratch(db))
         return loaded
 
+    def _identity(self, kind: str) -> tuple[str, int]:
+        """The ``kind`` database's identity in the cache, and its extra compile flags."""
+        assert _hs is not None
+        flags = _hs.HS_FLAG_MULTILINE
+        if kind == "once":
+            flags |= _hs.HS_FLAG_SINGLEMATCH
+        return f"{kind}\x00{self._key}", flags
+
     def prepare_chunks(self) -> None:
-        """Load the chunk database now: before ``scrub`` forks its workers, which then share it."""
+        """Load the chunk database now: before ``scrub`` forks its workers, which then share it.
+
+        A worker needs the record database for a rare line (a PEM block, a line of many
+        matches); with a cache, it is made sure to be there, so that a worker loads it instead
+        of compiling it (seconds, and in every worker at once)."""
         self._database("every")
+        if self._cache is not None and not self._cache.holds(*self._identity("once")):
+            self._database("once")
 
     def _first_use(self) -> tuple[ScanFunction, Any]:
         db, scratch = self._database("once")
@@ -291,7 +302,7 @@ class AnchorFinder:
     ) -> None:
         assert _hs is not None
         key = "anchors\x00" + "\x00".join(anchors)
-        self._db = _database(key, list(enumerate(anchors)), _hs.HS_FLAG_SOM_LEFTMOST, cache)
+        self._db = _database(key, _hs.HS_FLAG_SOM_LEFTMOST, list(enumerate(anchors)), cache)
         self._tails = dict(tails or {})
         self._scratch = _hs.Scratch(self._db)
         self._local = threading.local()
@@ -338,9 +349,19 @@ class DatabaseCache:
     def __init__(self, directory: Path, hmac_key: bytes) -> None:
         self._files = SealedFiles(directory, hmac_key)
 
+    def holds(self, identity: str, extra_flags: int) -> bool:
+        """Whether a database is kept for ``identity`` (checked when it is loaded, not here)."""
+        assert _hs is not None
+        return self._files.holds("hs", self._bound_to(f"{extra_flags}\x00{identity}"))
+
+    @staticmethod
+    def _bound_to(identity: str) -> bytes:
+        assert _hs is not None
+        return f"{_hs.__version__}\x00{identity}".encode()
+
     def load_or_build(self, identity: str, build: Callable[[], Any]) -> Any:
         assert _hs is not None
-        bound_to = f"{_hs.__version__}\x00{identity}".encode()
+        bound_to = self._bound_to(identity)
         payload = self._files.load("hs", bound_to)
         if payload is not None:
             try:
@@ -357,8 +378,8 @@ class DatabaseCache:
 
 def _database(
     identity: str,
-    patterns: Sequence[tuple[int, str]],
     extra_flags: int,
+    patterns: Sequence[tuple[int, str]],
     cache: DatabaseCache | None,
 ) -> Any:
     """A block-mode database of ``patterns`` (id, expression), from ``cache`` if it holds one

@@ -43,6 +43,10 @@ class SealedFiles:
         mac.update(payload)  # not bound_to + payload: that would copy megabytes
         return mac.digest()
 
+    def holds(self, kind: str, identity: bytes) -> bool:
+        """Whether a file is kept for ``identity`` (verified only when it is loaded)."""
+        return self._path(kind, identity).is_file()
+
     def load(self, kind: str, identity: bytes) -> bytes | None:
         """The payload stored for ``identity``, or None when there is none that verifies."""
         try:

@@ -31,6 +31,9 @@ class _Counting:
 
         return self.cache.load_or_build(identity, counted)
 
+    def holds(self, identity: str, extra_flags: int) -> bool:
+        return self.cache.holds(identity, extra_flags)
+
 
 def _scanner(directory: Path, key: bytes = KEY, triggers: list[str] = TRIGGERS) -> _Counting:
     cache = _Counting(DatabaseCache(directory, key))
@@ -84,3 +87,16 @@ def test_each_database_is_loaded_on_first_use(tmp_path: Path) -> None:
     assert cache.builds == 2
     assert scanner.dirty_lines(b"bravo=\n") == [(0, 6, [1])]
     assert cache.builds == 2
+
+
+def test_scrub_workers_never_compile_the_record_database(tmp_path: Path) -> None:
+    # prepare_chunks runs before scrub forks: on a cold cache it also builds the record
+    # database (a worker needs it for a PEM block), on a warm one it leaves it on disk.
+    cold = _Counting(DatabaseCache(tmp_path, KEY))
+    HyperscanScanner(TRIGGERS, cold).prepare_chunks()  # type: ignore[arg-type]
+    assert cold.builds == 2
+    warm = _Counting(DatabaseCache(tmp_path, KEY))
+    scanner = HyperscanScanner(TRIGGERS, warm)  # type: ignore[arg-type]
+    scanner.prepare_chunks()
+    assert scanner.triggered(b"bravo=") == [1]  # loaded from the cache, not compiled
+    assert warm.builds == 0
