@@ -8,7 +8,7 @@ microseconds instead of milliseconds.
 
 Each pattern is kept in its own :class:`SealedFiles` file, bound to its source, flags and the
 ``regex`` version, and written when the pattern is first compiled: the cache fills as lazily
-as patterns are compiled. Files are loaded only after their HMAC verifies, and unpickled by an
+as patterns are compiled. Files are loaded only after their MAC verifies, and unpickled by an
 unpickler that can build a ``regex`` pattern and nothing else.
 """
 

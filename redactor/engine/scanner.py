@@ -137,7 +137,7 @@ class HyperscanScanner:
     reporting every match in end order (chunks).
 
     Compiling takes a few hundred milliseconds, which dominates a short ``scrub``; with a
-    ``cache`` the serialized databases are kept on disk under an HMAC, so a tampered or stale
+    ``cache`` the serialized databases are kept on disk under a MAC, so a tampered or stale
     file is never loaded (a database missing a trigger would silently skip a rule).
 
     Each database is loaded on first use: ``scrub`` scans chunks and an application's log

@@ -1,4 +1,4 @@
-"""Files kept between runs to save start-up work, authenticated with an HMAC key.
+"""Files kept between runs to save start-up work, authenticated with a key.
 
 What these files hold decides what gets redacted (a compiled trigger database, a parsed rule
 pack), so one that was altered, or made from other input and copied under this one's name,
@@ -24,7 +24,7 @@ _TAG_BYTES = 32
 
 
 class SealedFiles:
-    """A directory of HMAC-tagged files, each named by a kind and the identity of its input."""
+    """A directory of MAC-tagged files, each named by a kind and the identity of its input."""
 
     def __init__(self, directory: Path, hmac_key: bytes) -> None:
         self.directory = directory
