@@ -364,6 +364,9 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"pass", "passwd", "token", "apikey", "api_key"}
     # what other tools write in place of a value they masked (Kafka "[hidden]", Rails
     # "[FILTERED]", GitLab "[MASKED]")
+    # Xbox Live's scheme, taken for the value by a key name (its token after "x=hash;" is
+    # the Authorization rule's)
+    | {"xbl3.0"}
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
     | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private", "encrypted"}
 )
@@ -373,6 +376,12 @@ _PLACEHOLDER_WORDS = frozenset(
 _ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 _WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
+# The name of a secret rather than the secret: lower-case words joined by "_" and ending in
+# the secret's word (token=clever_district_token, password=db_password). A passphrase joined
+# by "_" does not end so (correct_horse_battery_staple).
+_SECRET_NAME = re.compile(
+    r"[a-z]+(?:_[a-z]+)*_(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
+)
 _DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
@@ -563,6 +572,8 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if first == "$" and _SHELL_VARIABLE.fullmatch(core):
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
+    if "_" in core and core[0].islower() and _SECRET_NAME.fullmatch(core):
+        return False  # token=clever_district_token (env, not shown): what it is called
     if first == "_" and _DUNDER_NAME.fullmatch(core):
         return False  # a template's slot: Node-RED's "__PWRD__" where a credential was set
     if first == "!" and core[1:].isalpha():

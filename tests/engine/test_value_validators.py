@@ -101,6 +101,8 @@ def test_session_values_look_issued() -> None:
         "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAO1OUuFcvWfl6kkMj3dllMLlXWBa98AykD6Tf",
         "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEjp8Lx0bV6sYbU1m2Qx7nR2c5T8gH0aZk",
         "from",  # api_key=from env
+        "clever_district_token",  # a secret's name: token=clever_district_token (env)
+        "db_password",
     ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
@@ -116,6 +118,7 @@ def test_a_password_is_not_a_placeholder() -> None:
     # a private key's DER (PKCS#8) is no public key
     assert not_placeholder_like("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7")
     assert not_placeholder_like("f7d8cb75e1a09b34")
+    assert not_placeholder_like("correct_horse_battery_staple")  # words, not a name
     # a password with dots in it, one that starts with "your", words that are no mask
     assert not_placeholder_like("tr0ub4dor...x9Zq2w")
     assert not_placeholder_like("yourMom1987!")
