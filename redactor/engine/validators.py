@@ -355,6 +355,8 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
     | {"valid", "present", "public", "demo"}
+    # a permission level (GitHub Actions' "id-token: write")
+    | {"read", "write"}
     # where a resolver put it: "vault:…#password -> env CLIENT_SECRET"
     | {"env", "from"}  # api_key=from env
     | {"nil"}  # Elixir's and Ruby's null: %{"password" => nil}
@@ -602,7 +604,9 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if core.endswith(_AWS_EXAMPLE_SUFFIXES):
         return False  # AWS's documentation examples, copied into sample configs
-    if (" " in core or "*" in core) and not _MASK_WORDS.isdisjoint(_WORDS.findall(core.lower())):
+    if (" " in core or "*" in core or "[" in core) and not _MASK_WORDS.isdisjoint(
+        _WORDS.findall(core.lower())
+    ):  # connected (token hidden), apikey|[redacted]
         return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 

@@ -103,6 +103,7 @@ def test_session_values_look_issued() -> None:
         "from",  # api_key=from env
         "clever_district_token",  # a secret's name: token=clever_district_token (env)
         "db_password",
+        "apikey|[redacted]",  # another tool's mask after the key's name
     ],
 )
 def test_placeholders_markers_and_bind_parameters_are_not_values(value: str) -> None:
