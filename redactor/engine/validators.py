@@ -574,7 +574,7 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if first == "$" and _SHELL_VARIABLE.fullmatch(core):
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
-    if "_" in core and core[0].islower() and _SECRET_NAME.fullmatch(core):
+    if "_" in core and _SECRET_NAME.fullmatch(core):
         return False  # token=clever_district_token (env, not shown): what it is called
     if first == "_" and _DUNDER_NAME.fullmatch(core):
         return False  # a template's slot: Node-RED's "__PWRD__" where a credential was set
