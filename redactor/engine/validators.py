@@ -336,8 +336,13 @@ _BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}|%[A-Za-z_][A-Za-z0-
 # References that secret managers and config tools resolve at run time (Bank-Vaults'
 # vault:secret/data/app#password, vals' ref+vault://, 1Password's op://vault/item/field), and
 # a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
-# private_key: env:PRIVATE_KEY).
-_REFERENCE_PREFIXES = ("vault:", "ref+", "op://", "file:", "env:")
+# private_key: env:PRIVATE_KEY); a key that stays in a key store and is named by its URI
+# (signing_key: hsm://slot/3, a PKCS#11 URI, cosign's and Tink's awskms://, gcp-kms://, …).
+_REFERENCE_PREFIXES = (
+    "vault:", "ref+", "op://", "file:", "env:",
+    "hsm:", "pkcs11:", "awskms:", "aws-kms:", "gcpkms:", "gcp-kms:", "azurekms:", "azure-kv:",
+    "hashivault:",
+)
 # A secret manager's secret by name and version, as Cloud Run's --set-secrets and Secret
 # Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
 _SECRET_VERSION_REFERENCE = re.compile(r"[a-z][a-z0-9_\-]{0,254}:(?:latest|[0-9]{1,6})")
@@ -354,7 +359,7 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"missing", "unknown", "anonymous", "expired", "pending", "sent", "invalid", "required"}
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
-    | {"valid", "present", "public", "demo"}
+    | {"valid", "present", "public", "demo", "set", "configured", "provided"}
     # a permission level (GitHub Actions' "id-token: write")
     | {"read", "write"}
     # where a resolver put it: "vault:…#password -> env CLIENT_SECRET"
