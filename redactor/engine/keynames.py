@@ -85,6 +85,8 @@ _KEY_SUFFIX = (
     r"(?:[_\- ]?[0-9]{1,2}|[_\-][Vv][0-9]{1,2}|_[A-Z])?(?:[_\-](?:[Bb]64|[Bb][Aa][Ss][Ee]64))?"
     # the encoding in parentheses: shared_secret(hex)=…, dbPassword (base64)=…
     r"(?: ?\((?:hex|HEX|base64|b64|utf-?8)\))?"
+    # an index: an array's element in a query string or a config dump (password[0]=…, gtk[1]=…)
+    r"(?:\[[0-9]{1,3}\])?"
 )
 
 
