@@ -208,6 +208,9 @@ DENSE_VALUES = {
     "values": ("api_key " + "a" * 600 + " ") * 1000,
     # Short secrets back to back: tens of thousands of findings in one value.
     "secrets": '{"ssn":"496873407"}' * 20_000,
+    # Triggers' prefixes over and over, never completed: a trigger's unbounded run after its
+    # prefix made the fallback's stage 1 quadratic here (minutes).
+    "prefixes": "Component curl LOGON. http-basic.-u-u connect to Login OK get secret " * 8_000,
 }
 
 
