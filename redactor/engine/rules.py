@@ -22,6 +22,7 @@ import regex
 
 from redactor.engine.compiled import PatternCache
 from redactor.engine.interface import RuleError
+from redactor.engine.linear import quadratic_run
 from redactor.engine.masks import MASK_STYLES
 from redactor.engine.sealed import SealedFiles
 from redactor.engine.validators import VALIDATORS, Validator
@@ -245,8 +246,9 @@ def _compile_rule(
     if type(anchor_tail) is not int or anchor_tail < 0 or (anchor_tail and anchor is None):
         raise RuleError(f"{where}: 'anchor_tail' must be a byte count >= 0, with an anchor")
     # Triggers and anchors must also compile for the portable scanner, which uses the re
-    # module. The shipped packs' are compiled by their tests and by `redactor rules test
-    # --scanner regex`; checking them again here would cost every start-up.
+    # module, and search a long line in linear time there (see linear.py). The shipped packs'
+    # are checked by their tests and by `redactor rules test --scanner regex`; checking them
+    # again here would cost every start-up.
     if guarded:
         for kind, source in (("trigger", trigger), ("anchor", anchor)):
             try:
@@ -254,6 +256,13 @@ def _compile_rule(
                     re.compile(source.encode())
             except re.error as exc:
                 raise RuleError(f"{where}: {kind} does not compile: {exc}") from None
+        run = quadratic_run(trigger)
+        if run is not None:
+            raise RuleError(
+                f"{where}: trigger has an unbounded run {run} that its own prefix fits in, "
+                "which makes stage 1 quadratic on a long line without Hyperscan: bound it by "
+                "what the pattern allows (four bytes a character), e.g. {0,400}"
+            )
     flags = regex.VERSION1 if raw.get("version1") else 0
     for flag in raw.get("flags", []):
         if flag == "ignorecase":

@@ -87,6 +87,11 @@ BAD_PACKS = {
         GOOD_RULE.replace("pattern =", "anchor = 'wdg_('\npattern ="),
         "anchor does not",
     ),
+    # an unbounded run that "wdg_" fits in: quadratic on a long line without Hyperscan
+    "quadratic_trigger": (
+        GOOD_RULE.replace("trigger = 'wdg_'", "trigger = 'wdg_[^\\r\\n]*;'"),
+        "unbounded run",
+    ),
     "bad_label": (
         GOOD_RULE.replace('label = "widget"', 'label = "Widget Key"'),
         "label must match",
