@@ -30,7 +30,7 @@ from redactor.engine.rules import KeyNameRule
 #: Stage-1 trigger: only lines holding an INSERT, or bound values listed by name, in a list
 #: after a keyword, or after Ecto's "QUERY OK", are parsed.
 TRIGGER = (
-    r"(?i)insert[ \t]+into|parameters:[ \t]*\$[0-9]|parameters=\[@"
+    r"(?i)insert[ \t]+into|parameters:[ \t]*\$[0-9]|parameters=\[@|sp_executesql"
     r"|(?:args|params|parameters|bindings)[\"']?[ \t]*[=:][ \t]*[\[({]|QUERY (?:OK|ERROR)"
 )
 
@@ -42,9 +42,12 @@ _INSERT = (
 _PARAMS = r"""(?i)\b(?:args|params|parameters)\s*[=:]\s*[(\[]\s*\(?"""
 # Between one row's tuple and the next.
 _NEXT_ROW = r"""\s*\)\s*,\s*\("""
-# Listings of bound values by name: PostgreSQL's "parameters: $1 = ..." and Entity
-# Framework's "[Parameters=[@p0=...".
-_NAMED_PARAMETERS = r"""(?i)\bparameters(?::[ \t]*(?=\$[0-9])|=\[(?=@))"""
+# Listings of bound values by name: PostgreSQL's "parameters: $1 = ...", Entity Framework's
+# "[Parameters=[@p0=..." and SQL Server's sp_executesql, whose values follow the string that
+# declares them (exec sp_executesql N'… @P0 …', N'@P0 varchar(9)', @P0='…').
+_NAMED_PARAMETERS = (
+    r"""(?i)\bparameters(?::[ \t]*(?=\$[0-9])|=\[(?=@))|(?<=')\s*,\s*(?=@\w{1,64}\s*=)"""
+)
 # A statement's placeholders in order, each maybe after "=" (its column is then the name
 # right before, found backwards so the search starts at a literal rather than at every
 # character of every word): $n, @name, and the positional ? and %s.
@@ -61,13 +64,13 @@ _ANNOTATIONS = r"""(?:\s*\([^()]{0,80}\))*"""
 _STATEMENT = r"""(?i)\b(?:select|update|delete|insert|with)\b"""
 _POSITIONAL = r"""(?i)\b(?:args|params|parameters|bindings)["']?\s*[=:]\s*(?P<open>[\[({])"""
 # What a line with values bound apart from its statement holds besides placeholders.
-_LISTING_HINT = r"""(?i)args|params|parameters|bindings|QUERY (?:OK|ERROR)"""
+_LISTING_HINT = r"""(?i)args|params|parameters|bindings|QUERY (?:OK|ERROR)|sp_executesql"""
 # Doctrine's params object: {"1": value, "2": value} (1-based positions).
 _NUMBERED = r"""\s*"(?P<k>[0-9]{1,4})"\s*:"""
-# One SQL or Python-repr literal: quoted string (with '' or \' escapes), number, keyword,
-# placeholder, or a call such as now().
+# One SQL or Python-repr literal: quoted string (with '' or \' escapes; SQL Server's N'…'),
+# number, keyword, placeholder, or a call such as now().
 _LITERAL = (
-    r"""\s*(?:'(?P<sq>(?:[^'\\]|''|\\.){0,4096})'|"(?P<dq>(?:[^"\\]|""|\\.){0,4096})"|(?P<bare>[^,()'"\s][^,()'"]{0,200}(?:\([^()]{0,200}\))?))\s*"""
+    r"""\s*(?:N?'(?P<sq>(?:[^'\\]|''|\\.){0,4096})'|"(?P<dq>(?:[^"\\]|""|\\.){0,4096})"|(?P<bare>[^,()'"\s][^,()'"]{0,200}(?:\([^()]{0,200}\))?))\s*"""
 )
 
 
