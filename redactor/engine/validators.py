@@ -388,8 +388,11 @@ _WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
 # by "_" does not end so (correct_horse_battery_staple).
 _SECRET_NAME = re.compile(
     r"[a-z]+(?:_[a-z]+)*_(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
+    # kebab-case, as Secret Manager's and Kubernetes' secrets are named (--secret=db-password)
+    r"|[a-z]+(?:-[a-z]+)*-(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
 )
 _DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
+_HTTP_VERSION = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
 # A shell or CI variable left unexpanded in a logged command or config ($DB_PASSWORD, $TOKEN).
 # Any case: a PHP or GraphQL variable too ($password, $dbPass); a JetBrains IDE's macro in a
 # run configuration ($DB_PASSWORD$).
@@ -502,6 +505,9 @@ _PUBLIC_KEY = re.compile(
     r"|MII[A-Za-z0-9+/]{3}ANBgkqhkiG9w0BAQEFAAOC[A-Za-z0-9+/=.\u2026]{8,}"
     r"|MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE[A-Za-z0-9+/=.\u2026]{8,}"
     r"|MCowBQYDK2VwAyEA[A-Za-z0-9+/=]{43,44}"
+    # An X.509 certificate's DER in base64 (a WS-Security BinarySecurityToken of type X509v3,
+    # an x5c entry): SEQUENCE, SEQUENCE, version 3, serial number.
+    r"|MII[A-Za-z0-9+/]{3}CCA[A-Za-z0-9+/]{2}gAwIBAgI[A-Za-z0-9+/=.\u2026]{8,}"
     # Marketo's Munchkin tracking cookie (_mkto_trk=id:…&token:_mch-domain-timestamp-n)
     r"|_mch-[\w.\-]{1,253}-[0-9]{13}-[0-9]{1,6}"
 )
@@ -579,8 +585,12 @@ def not_placeholder_like(value: str) -> bool:
         return False
     if first == "$" and _SHELL_VARIABLE.fullmatch(core):
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
-    if "_" in core and _SECRET_NAME.fullmatch(core):
-        return False  # token=clever_district_token (env, not shown): what it is called
+    if ("_" in core or "-" in core) and _SECRET_NAME.fullmatch(core.rstrip(")")):
+        # token=clever_district_token (env, not shown), $(gcloud … --secret=db-password): what
+        # it is called
+        return False
+    if first == "H" and _HTTP_VERSION.fullmatch(core):
+        return False  # an access log's request line after an empty value: "…&token= HTTP/1.1"
     if first == "_" and _DUNDER_NAME.fullmatch(core):
         return False  # a template's slot: Node-RED's "__PWRD__" where a credential was set
     if first == "!" and core[1:].isalpha():
