@@ -123,6 +123,13 @@ def test_postgres_parameters_without_a_covered_column_are_untouched(engine: Reda
             "ZmM3NjQ2YjE5OTk3ZjEx",
             "SELECT TOP(1)",
         ),
+        # SQL Server's sp_executesql: the values after the string that declares them
+        (
+            "exec sp_executesql N'UPDATE dbo.Users SET Password=@P0, ModifiedBy=@P1 WHERE Id=@P2',"
+            "N'@P0 nvarchar(64),@P1 nvarchar(32),@P2 int',@P0=N'Hunter2!xqz',@P1=N'rph_ana',@P2=5",
+            "Hunter2!xqz",
+            "@P1=N'rph_ana',@P2=5",
+        ),
         # Prisma: $n is the n-th value of the list after the statement
         (
             'prisma:query UPDATE "Integration" SET "secret" = $1 WHERE "Integration"."id" = $2 '
