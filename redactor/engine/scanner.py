@@ -33,7 +33,7 @@ DirtyLine = tuple[int, int, "list[int] | None"]
 MAX_MATCHES_PER_LINE = 64
 
 _hs: Any
-try:  # Hyperscan ships binary wheels for x86-64 Linux; elsewhere the fallback is used.
+try:  # python-hyperscan's wheels: x86-64 and ARM64 Linux, macOS, 64-bit Windows (pyproject.toml)
     import hyperscan as _hs
 except ImportError:  # pragma: no cover - exercised on platforms without wheels
     _hs = None
