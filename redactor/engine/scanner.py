@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from redactor.engine.prefilter import required_literals
 from redactor.engine.sealed import SealedFiles
 
 # (line start, line end, trigger ids seen in the line — or None: unknown, run stage 1 again)
@@ -74,23 +75,80 @@ class Scanner(Protocol):
     def prepare_chunks(self) -> None: ...
 
 
+# The regex fallback's literal index: windows of this many bytes, taken from values up to this
+# long (a window costs a Python step; a longer value is searched literal by literal in C).
+_GRAM = 3
+_GRAM_WINDOWS_UP_TO = 4096
+
+
 class RegexScanner:
-    """Fallback: one combined alternation answers "anything here?" in a single pass; only
-    when something is there does each trigger get its own search. Triggers are simple
-    patterns without nested quantifiers, so every search is linear in the input."""
+    """Fallback: each trigger is searched with ``re`` where one of its required literals occurs
+    (``prefilter.required_literals``, a C substring search), and everywhere when it has none.
+    Triggers are simple patterns whose runs are bounded (``linear.py``), so every search is
+    linear in the input."""
 
     name = "regex"
 
-    def __init__(self, triggers: Sequence[str]) -> None:
-        compiled = [re.compile(t.encode(), re.MULTILINE) for t in triggers]
-        self._each = compiled
-        # Scoped inline flags keep each trigger's (?i) local to its own alternative.
-        self._any = re.compile(b"|".join(_scoped(t).encode() for t in triggers), re.MULTILINE)
+    def __init__(
+        self, triggers: Sequence[str], parts: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # A trigger with parts is searched as those expressions, as Hyperscan compiles it:
+        # a key-name rule's names in groups, each group with literals of its own, so a line
+        # holding "user" searches the group with user_pin, not all sixty names.
+        expressions = [
+            (index, part)
+            for index, trigger in enumerate(triggers)
+            for part in (parts or {}).get(trigger, (trigger,))
+        ]
+        # (trigger id, an expression of it, the expression's literals or None: searched
+        # everywhere), by expression
+        self._plan = [
+            (index, re.compile(part.encode(), re.MULTILINE), required_literals(part))
+            for index, part in expressions
+        ]
+        # For short values, the literals by their first three bytes: the value's three-byte
+        # windows then find the few literals worth a substring search (one set intersection
+        # instead of a search per literal).
+        self._always = [k for k, (_, _, literals) in enumerate(self._plan) if literals is None]
+        self._short: list[tuple[bytes, bool, int]] = []  # literals of one or two bytes
+        self._by_gram: dict[bool, dict[bytes, list[tuple[bytes, int]]]] = {False: {}, True: {}}
+        for k, (_, _, literals) in enumerate(self._plan):
+            for literal, folded in literals or ():
+                if len(literal) < _GRAM:
+                    self._short.append((literal, folded, k))
+                else:
+                    self._by_gram[folded].setdefault(literal[:_GRAM], []).append((literal, k))
+
+    def _candidates(self, data: bytes, lowered: bytes) -> list[int]:
+        """The expressions (positions in ``_plan``) that a value could match: one of their
+        literals occurs in it."""
+        found = set(self._always)
+        for literal, folded, i in self._short:
+            if i not in found and literal in (lowered if folded else data):
+                found.add(i)
+        if len(data) <= _GRAM_WINDOWS_UP_TO:
+            for folded, haystack in ((False, data), (True, lowered)):
+                index = self._by_gram[folded]
+                windows = {haystack[k : k + _GRAM] for k in range(len(haystack) - _GRAM + 1)}
+                for gram in windows.intersection(index):
+                    for literal, i in index[gram]:
+                        if i not in found and literal in haystack:
+                            found.add(i)
+        else:  # a long value: a C substring search per literal costs less than its windows
+            for folded, haystack in ((False, data), (True, lowered)):
+                for entries in self._by_gram[folded].values():
+                    for literal, i in entries:
+                        if i not in found and literal in haystack:
+                            found.add(i)
+        return sorted(found)
 
     def triggered(self, data: bytes) -> list[int]:
-        if self._any.search(data) is None:
-            return []
-        return [i for i, pattern in enumerate(self._each) if pattern.search(data)]
+        hits: set[int] = set()
+        for k in self._candidates(data, data.lower()):
+            index, pattern, _ = self._plan[k]
+            if index not in hits and pattern.search(data):
+                hits.add(index)
+        return sorted(hits)
 
     def inline(self) -> InlineScan:
         triggered = self.triggered
@@ -106,30 +164,35 @@ class RegexScanner:
         pass  # nothing to load
 
     def dirty_lines(self, data: bytes) -> list[DirtyLine]:
-        lines: list[DirtyLine] = []
+        """The lines where a trigger matches: a trigger with literals is searched only in the
+        lines that hold one (a line's own newline included, which a trigger may end on)."""
         size = len(data)
-        pos = 0
-        while pos < size:
-            m = self._any.search(data, pos)
-            if m is None:
-                break
-            line_start = data.rfind(b"\n", 0, m.start()) + 1
-            line_end = data.find(b"\n", m.start())
-            if line_end < 0:
-                line_end = size
-            lines.append((line_start, line_end, None))
-            pos = line_end + 1
+        lowered = data.lower()
+        dirty: set[int] = set()  # line starts
+        for _, pattern, literals in self._plan:
+            if literals is None:
+                for m in pattern.finditer(data):  # the line of its last byte, as Hyperscan's
+                    dirty.add(data.rfind(b"\n", 0, max(m.end() - 1, m.start())) + 1)
+                continue
+            for literal, folded in literals:
+                haystack = lowered if folded else data
+                pos = haystack.find(literal)
+                while pos >= 0:
+                    start = data.rfind(b"\n", 0, pos) + 1
+                    end = data.find(b"\n", pos)
+                    end = size if end < 0 else end
+                    if start not in dirty and pattern.search(data, start, min(end + 1, size)):
+                        dirty.add(start)
+                    pos = haystack.find(literal, end)
+        lines: list[DirtyLine] = []
+        for start in sorted(dirty):
+            end = data.find(b"\n", start)
+            lines.append((start, size if end < 0 else end, None))
         return lines
 
 
 class _NoScratch:
     once: tuple[ScanFunction, None]  # the fallback needs no scratch space
-
-
-def _scoped(trigger: str) -> str:
-    if trigger.startswith("(?i)"):
-        return "(?i:" + trigger[4:] + ")"
-    return "(?:" + trigger + ")"
 
 
 class HyperscanScanner:
@@ -417,8 +480,7 @@ def make_scanner(
 ) -> Scanner:
     """A Hyperscan scanner where it is installed (unless ``prefer='regex'``), else the fallback.
 
-    ``parts``: triggers that Hyperscan compiles as several expressions (see Rule.trigger_parts);
-    the fallback searches each trigger whole.
+    ``parts``: triggers that both scanners take as several expressions (see Rule.trigger_parts).
     """
     if prefer not in ("auto", "hyperscan", "regex"):
         raise ValueError(f"unknown scanner {prefer!r}")
@@ -426,4 +488,4 @@ def make_scanner(
         return HyperscanScanner(triggers, cache, parts)
     if prefer == "hyperscan":
         raise RuntimeError("hyperscan is not installed")
-    return RegexScanner(triggers)
+    return RegexScanner(triggers, parts)

@@ -9,12 +9,14 @@ Failures name the rule and the variant, never the text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
 
 from redactor.engine import Redactor
 from redactor.engine.linear import quadratic_run
+from redactor.engine.prefilter import required_literals
 
 VARIANTS: dict[str, Callable[[str], str]] = {
     "as written": lambda t: t,
@@ -150,3 +152,45 @@ def test_the_walk_finds_runs_that_their_prefix_fits_in(trigger: str) -> None:
 )
 def test_the_walk_passes_runs_their_prefix_cannot_fill(trigger: str) -> None:
     assert quadratic_run(trigger) is None
+
+
+# -- the regex fallback's prefilter ---------------------------------------------------------
+# (see redactor/engine/prefilter.py: a trigger is searched only where one of its literals is)
+
+
+def test_every_match_of_a_trigger_holds_one_of_its_literals(engine: Redactor) -> None:
+    missing = set()
+    for rule in engine.rules:
+        texts = [ex.text for ex in rule.must_match] + [
+            variant(ex.text) for ex in rule.must_match for variant in VARIANTS.values()
+        ]
+        for expression in rule.trigger_parts or (rule.trigger,):
+            literals = required_literals(expression)
+            if literals is None:
+                continue
+            pattern = re.compile(expression.encode(), re.MULTILINE)
+            for text in texts:
+                data = text.encode("utf-8", "surrogatepass")
+                if pattern.search(data) and not any(
+                    literal in (data.lower() if folded else data) for literal, folded in literals
+                ):
+                    missing.add(rule.id)
+    assert not missing, f"triggers matching where none of their literals is: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "literals"),
+    [
+        ("requirepass[ ]", {(b"requirepass ", False)}),
+        ("(?i)(?:Token|api[_-]?key)=", {(b"token", True), (b"api", True)}),
+        ("(?:^|[^a-z])(?i:card)[0-9]", {(b"card", True)}),
+        ("(?:x?)curl -b", {(b"curl -b", False)}),  # an optional part holds nothing required
+    ],
+)
+def test_required_literals(trigger: str, literals: set[tuple[bytes, bool]]) -> None:
+    assert required_literals(trigger) == literals
+
+
+@pytest.mark.parametrize("trigger", ["[0-9]{13}", "(?:abc|[0-9])x?", "(?:a|)b?"])
+def test_a_trigger_without_a_required_literal_has_none(trigger: str) -> None:
+    assert required_literals(trigger) is None
