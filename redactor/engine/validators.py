@@ -635,11 +635,19 @@ _NAME_PARTS = re.compile(r"[-./]")
 _VERSION_OR_YEAR = re.compile(r"v[0-9]+|(?:19|20)[0-9]{2}[0-9]*")
 
 
+# A setting's name in camelCase that names a secret or a reference to one (existingSecretKey,
+# passwordSecretName, tokenSecretRef): what a chart or a config calls it, not its value.
+_SETTING_NAME = re.compile(r"[a-z]+(?:[A-Z][a-z]+){1,6}(?:Key|Name|Ref|Secret|Token|Password)")
+
+
 def not_resource_name(value: str) -> bool:
     """``not_placeholder_like``, and not a resource's name (a word of 3+ letters, and a path,
-    a version or a year): under "secret" or "signing key" in prose a name is as common as a
-    secret."""
+    a version or a year), nor a setting's name in camelCase (a Helm chart's
+    existingSecretPasswordKey): under "secret" or "signing key" in prose a name is as common
+    as a secret."""
     core = value.strip("\"'")
+    if _SETTING_NAME.fullmatch(core):
+        return False
     if _RESOURCE_NAME.fullmatch(core):
         parts = _NAME_PARTS.split(core)
         if any(p.isalpha() and len(p) >= 3 for p in parts) and (
