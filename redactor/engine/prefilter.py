@@ -15,17 +15,10 @@ it is missing, no trigger gets literals and every trigger is searched, as before
 
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
-sre: Any
-sre_parse: Any
-try:
-    sre = importlib.import_module("re._constants")
-    sre_parse = importlib.import_module("re._parser")
-except ImportError:  # pragma: no cover - a Python without the private modules
-    sre = sre_parse = None
+from redactor.engine.linear import sre, sre_parse  # re's parse tree, or None without it
 
 #: (literal, folded): folded literals are lower-case and looked for in the lower-cased text (a
 #: trigger's ``(?i)`` folds ASCII letters only, as ``bytes.lower`` does).
