@@ -283,8 +283,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
             rf"""|[\w$]{{1,64}}(?:\.[\w$]{{1,64}}){{1,16}}\["""
             # a template's error message: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?not set}
             r"""|\?[^}\r\n]{0,200}\}"""
-            # a scheme before a placeholder: Authorization: KISI-LOGIN <hidden>
-            r"""|[\w.\-]{1,40}[ \t]{1,3}<[A-Za-z_\-]{1,40}>"""
+            # a scheme before a placeholder: Authorization: KISI-LOGIN <hidden> (a scheme is
+            # letters and dashes: "00000001 <A>" is a value and a note)
+            r"""|[A-Za-z][A-Za-z\-]{0,39}[ \t]{1,3}<[A-Za-z_\-]{2,40}>"""
             # the next key of a spaced INI line, the value left empty: password =  tls = true
             # (after a space only: in "password=Ab3x = …" the value is right after "=")
             r"""|(?<=[ \t])[A-Za-z_][\w.\-]{0,39}[ \t]{1,3}=[ \t])"""

@@ -200,6 +200,8 @@ def test_generated_dashed_ssns_never_survive(
 @example(key="access_code", value="A0000001", sep="=", before="", after="= ")
 # ":?:=" is taken for a key named "credentials" whose placeholder spells the value
 @example(key="access_code", value="credential", sep="=", before="", after=":?:=")
+# a value and a note in angle brackets was taken for a scheme before a placeholder
+@example(key="a1_hash", value="00000001", sep="=", before="", after="<A>")
 def test_generated_keyname_assignments_never_survive(
     engine: Redactor, key: str, value: str, sep: str, before: str, after: str
 ) -> None:
