@@ -92,19 +92,14 @@ class RegexScanner:
     def __init__(
         self, triggers: Sequence[str], parts: Mapping[str, Sequence[str]] | None = None
     ) -> None:
-        # A trigger with parts is searched as those expressions, as Hyperscan compiles it:
-        # a key-name rule's names in groups, each group with literals of its own, so a line
-        # holding "user" searches the group with user_pin, not all sixty names.
-        expressions = [
-            (index, part)
-            for index, trigger in enumerate(triggers)
-            for part in (parts or {}).get(trigger, (trigger,))
-        ]
+        # Searched as the expressions Hyperscan compiles: a key-name rule's names in groups,
+        # each group with literals of its own, so a line holding "user" searches the group
+        # with user_pin, not all sixty names.
         # (trigger id, an expression of it, the expression's literals or None: searched
         # everywhere), by expression
         self._plan = [
             (index, re.compile(part.encode(), re.MULTILINE), required_literals(part))
-            for index, part in expressions
+            for index, part in _expressions(triggers, parts)
         ]
         # For short values, the literals by their first three bytes: the value's three-byte
         # windows then find the few literals worth a substring search (one set intersection
@@ -191,6 +186,18 @@ class RegexScanner:
         return lines
 
 
+def _expressions(
+    triggers: Sequence[str], parts: Mapping[str, Sequence[str]] | None
+) -> list[tuple[int, str]]:
+    """(trigger id, expression) for every trigger: a trigger with parts (Rule.trigger_parts) is
+    those expressions, all under its id; any other is itself."""
+    return [
+        (index, part)
+        for index, trigger in enumerate(triggers)
+        for part in (parts or {}).get(trigger, (trigger,))
+    ]
+
+
 class _NoScratch:
     once: tuple[ScanFunction, None]  # the fallback needs no scratch space
 
@@ -218,11 +225,7 @@ class HyperscanScanner:
         assert _hs is not None
         # A trigger with parts is compiled as those expressions, all under the trigger's id
         # (Hyperscan reports a single-match id once, however many of its expressions match).
-        self._expressions = [
-            (index, part)
-            for index, trigger in enumerate(triggers)
-            for part in (parts or {}).get(trigger, (trigger,))
-        ]
+        self._expressions = _expressions(triggers, parts)
         self._key = "\x00".join(part for _, part in self._expressions)
         self._cache = cache
         # (database, scratch space to clone per thread), once loaded
