@@ -383,13 +383,13 @@ _PLACEHOLDER_WORDS = frozenset(
 _ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 _WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
-# The name of a secret rather than the secret: lower-case words joined by "_" and ending in
-# the secret's word (token=clever_district_token, password=db_password). A passphrase joined
-# by "_" does not end so (correct_horse_battery_staple).
+# The name of a secret rather than the secret: lower-case words joined by "_" (or "-", as Secret
+# Manager's and Kubernetes' secrets are named: --secret=db-password), one separator throughout,
+# and ending in the secret's word (token=clever_district_token, password=db_password). A
+# passphrase joined so does not end so (correct_horse_battery_staple).
 _SECRET_NAME = re.compile(
-    r"[a-z]+(?:_[a-z]+)*_(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
-    # kebab-case, as Secret Manager's and Kubernetes' secrets are named (--secret=db-password)
-    r"|[a-z]+(?:-[a-z]+)*-(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
+    r"[a-z]+(?P<sep>[_-])(?:[a-z]+(?P=sep))*"
+    r"(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
 )
 _DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
 _HTTP_VERSION = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
