@@ -237,10 +237,11 @@ def _not_name_prefix(not_name: str, names: Sequence[str]) -> str:
 def _pattern_source(names: str, value_kind: str) -> str:
     # A name right after ":<12-digit account id>:" is the resource type of an AWS ARN
     # (arn:aws:secretsmanager:...:123456789012:secret:prod/db), not a key.
-    # Nor a word of a URN (urn:globus:auth:scope:..., urn:ietf:params:oauth:token-type:jwt).
-    # Both looked at only after a colon.
+    # Nor a word of a URN (urn:globus:auth:scope:..., urn:ietf:params:oauth:token-type:jwt),
+    # though an XML element's namespace prefix may be "urn" (<urn:password>, as SOAP clients
+    # name a service's namespace). Both looked at only after a colon.
     key = (
-        r"(?:(?<!:)|(?<!:[0-9]{12}:)(?<!(?i:urn)(?::[\w.\-]{1,60}){0,8}:))(?i:"
+        r"(?:(?<!:)|(?<!:[0-9]{12}:)(?<!(?<![</])(?i:urn)(?::[\w.\-]{1,60}){0,8}:))(?i:"
         + names
         + r")"
         + _KEY_SUFFIX
@@ -358,12 +359,15 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # UiPath Orchestrator's "CanBeDeleted":true,"ValueScope":"Global") may stand between the
     # two, and OTLP wraps the value in its type: {"key":"db.password","value":{"stringValue":
     # "..."}} (Go's SDK: {"Type":"STRING","Value":"..."}). Spring Boot Actuator's /env nests it
-    # under the name: "DB_PASSWORD":{"value":"...","origin":...}.
+    # under the name: "DB_PASSWORD":{"value":"...","origin":...}, and Envoy its data sources:
+    # "secret":{"inline_string":"..."}. Azure Key Vault's secrets put their tags between:
+    # {"name": "db-password", "tags": {"owner": "ops"}, "value": "..."}.
     named_value = (
         r"""(?:\\?["'])?(?:\s{0,3}[,;]\s{0,3}|\s{1,8}|\\n\s{0,16}|\s{0,3}:\s{0,3}\{\s{0,3})"""
-        r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}(?:"[^"\r\n]{0,40}"|true|false|null|-?[0-9]{1,20})"""
+        r"""(?:"[A-Za-z_]{1,20}"\s{0,3}:\s{0,3}(?:"[^"\r\n]{0,40}"|true|false|null|-?[0-9]{1,20}"""
+        r"""|\{[^{}\r\n]{0,200}\})"""
         r"""\s{0,3},\s{0,3}){0,4}(?:\\?["'])?"""
-        r"""(?i:value|parameter_?value)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
+        r"""(?i:value|parameter_?value|inline_string|inline_bytes)(?:\\?["'])?\s{0,3}[:=]\s{0,3}"""
         r"""(?:\{\s{0,3}"(?:stringValue|string_value|bytesValue)"\s{0,3}:\s{0,3}"""
         r"""|\{\s{0,3}"Type"\s{0,3}:\s{0,3}"[A-Za-z]{1,20}"\s{0,3},\s{0,3}"Value"\s{0,3}:\s{0,3})?"""
     )

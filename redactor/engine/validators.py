@@ -325,10 +325,13 @@ _MASK_RUNS = ("***", "XXXXXX", "xxxxxx", "\u2022\u2022\u2022", "\u25cf\u25cf\u25
 # Salesforce Marketing Cloud's AMPscript (%%=v(@accessToken)=%%, %%FirstName%%), Power
 # Automate's and Logic Apps' expressions (@{parameters('ApiToken')}), and n8n's mark for a
 # field left blank in an exported credential (__n8n_BLANK_VALUE_…), MuleSoft's secure
-# properties (![…]).
+# properties (![…]), Octopus Deploy's variables and Ruby's interpolation (#{DbPassword}), and
+# FreeRADIUS' and Perl's environment (secret = $ENV{RADIUS_SECRET}).
 _PLACEHOLDER_PREFIXES = (
     "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:",
-    "@{", "__n8n_BLANK_VALUE_", "![",
+    "@{", "__n8n_BLANK_VALUE_", "![", "#{", "$ENV{",
+    # "[redacted]" in base64, as Envoy's config dump shows a secret's inline_bytes
+    "W3JlZGFjdGVkXQ",
 )
 # A name in braces that a tool fills in (Frigate's rtsp://admin:{FRIGATE_RTSP_PASSWORD}@…), or
 # a Windows environment variable (%DB_PASS%).
@@ -338,10 +341,13 @@ _BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]{0,63}\}|%[A-Za-z_][A-Za-z0-
 # a file or an environment variable that holds the value (access_token=file:/run/secrets/t,
 # private_key: env:PRIVATE_KEY); a key that stays in a key store and is named by its URI
 # (signing_key: hsm://slot/3, a PKCS#11 URI, cosign's and Tink's awskms://, gcp-kms://, …).
+# Also where the value stays encrypted: SOPS' ENC[AES256_GCM,data:…,type:str].
 _REFERENCE_PREFIXES = (
     "vault:", "ref+", "op://", "file:", "env:",
     "hsm:", "pkcs11:", "awskms:", "aws-kms:", "gcpkms:", "gcp-kms:", "azurekms:", "azure-kv:",
     "hashivault:",
+    # Azure App Service's Key Vault reference, and a value SOPS encrypted in a config file
+    "@Microsoft.KeyVault(", "ENC[AES256_GCM,",
 )
 # A secret manager's secret by name and version, as Cloud Run's --set-secrets and Secret
 # Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
@@ -385,11 +391,12 @@ _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 _WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
 # The name of a secret rather than the secret: lower-case words joined by "_" (or "-", as Secret
 # Manager's and Kubernetes' secrets are named: --secret=db-password), one separator throughout,
-# and ending in the secret's word (token=clever_district_token, password=db_password). A
+# and ending in the secret's word (token=clever_district_token, password=db_password, an
+# alert's label secret="db-creds"), maybe after its namespace (secret="platform/vendor-keys"). A
 # passphrase joined so does not end so (correct_horse_battery_staple).
 _SECRET_NAME = re.compile(
-    r"[a-z]+(?P<sep>[_-])(?:[a-z]+(?P=sep))*"
-    r"(?:token|password|passwd|passphrase|secret|key|pass|pwd|credentials?)"
+    r"(?:[a-z][a-z0-9\-]{0,62}/)?[a-z]+(?P<sep>[_-])(?:[a-z]+(?P=sep))*"
+    r"(?:tokens?|passwords?|passwd|passphrase|secrets?|keys?|pass|pwd|credentials?|creds)"
 )
 _DUNDER_NAME = re.compile(r"__[A-Za-z0-9_]{2,40}__")
 _HTTP_VERSION = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
@@ -405,6 +412,9 @@ _SHELL_VARIABLE = re.compile(
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
 # options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
 _FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?(?::(?:ro|rw|z|Z)(?:,[\w=]+)*)?")
+# A secret store's path of lower-case words, three parts or more (Vault's kv/data/app/db,
+# database/creds/orders-ro): where a value is kept, not the value.
+_SECRET_PATH = re.compile(r"[a-z][a-z_\-]*(?:/[a-z][a-z0-9_.\-]*){2,8}")
 
 
 def _has_random_segment(path: str) -> bool:
@@ -597,6 +607,10 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
     if first in "/.~" and _FILE_PATH.fullmatch(core) and not _has_random_segment(core):
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
+    if core.count("/") >= 2 and _SECRET_PATH.fullmatch(core):
+        return False  # a secret engine's path: Vault agent's secret=database/creds/app-ro
+    if first == "A" and core.startswith("AutoGenerate"):
+        return False  # ASP.NET's <machineKey validationKey="AutoGenerate,IsolateApps">
     if first in ":@" and core[1:].isidentifier() and not _WORD_AND_NUMBER.fullmatch(core[1:]):
         # a SQL bind parameter (session_id = :session_id, = @session_id, @p0); not a word and a
         # number, as people choose passwords (@Pharmacy347)
@@ -609,8 +623,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a count of a total: Postfix's "auth=0/1" (attempts/successes)
     if "(" in core and _REPR.match(core):
         return False
-    if "-" in core and _CMDLET.fullmatch(core):
-        return False
+    if "-" in core and _CMDLET.fullmatch(core.lstrip("$(")):
+        return False  # -NewPassword (Read-Host -AsSecureString …): typed in, not shown
     if core[0] in "SM" and _DOTNET_TYPE.fullmatch(core.rstrip(")")):
         return False
     if "_" in core[1:6] and _STRIPE_OBJECT_ID.fullmatch(core):
@@ -723,7 +737,12 @@ def _issued_session(core: str) -> bool:
         or core.startswith(_PUBLIC_SESSION_IDS)
         or _UUID.fullmatch(core)
         or _OPC_UA_NODE_ID.fullmatch(core)
+        or _HOST_NAME.fullmatch(core)
     )
+
+
+# A host's name (Diameter's Session-Id begins with its origin host: pgw1.epc.example.net;…)
+_HOST_NAME = re.compile(r"[a-z0-9\-]+(?:\.[a-z0-9\-]+){1,8}\.[a-z]{2,12}")
 
 
 def session_value(value: str) -> bool:
@@ -832,6 +851,21 @@ def _random_shape(core: str) -> bool:
     return len(core) >= 20 and has_digit and hex_only and not core.isdigit()
 
 
+_HEX_128 = re.compile(r"[0-9A-Fa-f]{32}")
+
+
+def key_128_hex(value: str) -> bool:
+    """A 128-bit key in hex (a SIM's Ki or OPc): 32 hex digits, letters and digits both and
+    more than two distinct ones (not a test SIM's all-zero key or a blank field)."""
+    core = value.strip("\"'")
+    return (
+        _HEX_128.fullmatch(core) is not None
+        and not core.isdigit()
+        and not core.isalpha()
+        and len(set(core.lower())) > 2
+    )
+
+
 def long_token(value: str) -> bool:
     """16 characters or more with letters and digits, no placeholder and no label with a
     number: a key as API platforms issue them (3scale's and VesselFinder's user_key), where the
@@ -937,6 +971,7 @@ VALIDATORS: dict[str, Validator] = {
     "session_cookie": session_cookie,
     "random_token": random_token,
     "long_token": long_token,
+    "key_128_hex": key_128_hex,
     "generated_token": generated_token,
     "one_time_code": one_time_code,
     "card_security_code": card_security_code,
