@@ -241,7 +241,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # though an XML element's namespace prefix may be "urn" (<urn:password>, as SOAP clients
     # name a service's namespace). Both looked at only after a colon.
     key = (
-        r"(?:(?<!:)|(?<!:[0-9]{12}:)(?<!(?<![</])(?i:urn)(?::[\w.\-]{1,60}){0,8}:))(?i:"
+        r"(?:(?<!:)|(?<=:)(?<!:[0-9]{12}:)(?<!(?<![</])(?i:urn)(?::[\w.\-]{1,60}){0,8}:))(?i:"
         + names
         + r")"
         + _KEY_SUFFIX
@@ -388,7 +388,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         rf"""|(?:\\{{0,3}}["']|&quot;)?(?::(?:protected|private|public)|:[\w\\]{{1,80}}:private)?"""
         rf"""(?:\]|%5[Dd])?{space}"""
         # LDIF's "::" before a base64 value (userPassword:: e1NTSEF9...)
-        rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>{url_user}:(?!:)|\uff1a)){space}"""
+        rf"""(?:=>|->|:=|::(?=[ \t])|=|\\u003[dD]|(?P<colon>(?=:){url_user}:(?!:)|\uff1a)){space}"""
         # Erlang terms: a tuple ({default_pass, <<"abc">>}, RabbitMQ's config) and a map
         # (#{<<"password">> => <<"abc">>}, EMQX's auth hooks)
         r"""|,[ \t]{0,3}(?=<<")|">>[ \t]{0,3}=>[ \t]{0,3}(?=<<")"""
@@ -399,7 +399,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # quoted too: buildkite-agent meta-data set "db-password" "abc". Not a shell
         # variable's name: in curl -H "Authorization: Bearer $TOKEN" 'https://…' the next
         # word is an argument.
-        r"""|(?<!\$\{?[\w.\-]{1,100})"""
+        r"""|(?=["']?[ \t])(?<!\$\{?[\w.\-]{1,100})"""
         r"""(?:(?<=[\w.\-])["'])?[ \t]{1,3}(?=(?P<q>["'])(?![a-z0-9]+(?:[-./][a-z0-9]+)+(?P=q))"""
         r"""(?=[^\s"']{0,255}[0-9!#$%^&*+=~?@])[^\s"']{1,256}(?P=q)(?![^\s,;)\]}]))"""
         # A table's cells ("| password | abc |", psql, MySQL and Markdown tables), spaced:
@@ -407,7 +407,8 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # Box-drawing tables too (│ NEXTAUTH_SECRET │ abc │), as CLIs print secrets listings.
         # The name is the row's first cell: nothing but it since the line's start or the last
         # bar (in "key-mgmt: wpa-psk | psk: abc" the bar ends a value, not a name's cell).
-        r"""|(?<=(?:^|[|\u2502\u2503])[ \t]{0,40}[\w.\-"' ]{1,120})"""
+        rf"""|(?=[ \t]{{1,{_ALIGNMENT}}}[|\u2502\u2503])"""
+        r"""(?<=(?:^|[|\u2502\u2503])[ \t]{0,40}[\w.\-"' ]{1,120})"""
         rf"""[ \t]{{1,{_ALIGNMENT}}}(?P<colon>[|\u2502\u2503])[ \t]{{1,{_ALIGNMENT}}}"""
         # A dot leader, with or without a colon after it ("Admin password ....... abc",
         # "Password.............: abc"), as installers and report tools align their output;
@@ -425,12 +426,12 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # is no pair. The name must open the pair: in a list of strings ("password",
     # "client_credentials", "urn:...:device_code"]) the last two are no name and value.
     pair = (
-        r"""(?:(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
+        r"""(?:(?=["'])(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
         rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']"""
         # a third element, the value's type (TR-069's setParameterValues, as GenieACS logs it:
         # ["Device.ManagementServer.ConnectionRequestPassword","abc","xsd:string"])
         r"""(?:\s{0,2},\s{0,2}["'][\w:.\-]{1,40}["'])?\s{0,2}\]"""
-        r"""|(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
+        r"""|(?=')(?<=\(\s{0,2}[bB]?'[^'\(\)\r\n]{1,100})"""
         rf"""'\s{{0,2}},\s{{0,12}}(?:[bB]?'(?P<secret>[^'\\\r\n]{{1,{n}}})'"""
         # PHP's define('DB_PASSWORD', "abc"): the value in double quotes (after the comma, spaces
         # that align a column: WordPress's salts)
@@ -453,7 +454,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # <Password><Value>abc</Value><PlainText>true</PlainText></Password>.
     attribute = r"""\s{1,3}[\w:.\-]{1,40}=(?:\\?"[^"<>\r\n]{0,200}"|'[^'<>\r\n]{0,200}')"""
     xml = (
-        rf"(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?:<(?:[\w\-]{{1,20}}:)?Value>)?"
+        rf"(?=[\s>])(?<=<[\w:.\-]{{1,100}})(?:{attribute}){{0,4}}>(?:<(?:[\w\-]{{1,20}}:)?Value>)?"
         rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
     )
     # The same escaped for HTML or XML (BizTalk's exported bindings hold their adapters' settings
@@ -464,7 +465,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     )
     # A property list's key and its string (macOS Wi-Fi and MDM profiles):
     # <key>Password</key><string>abc</string>.
-    plist = rf"(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    plist = rf"(?=</key>)(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
     # A TR-069 (CWMP) parameter: <Name>…KeyPassphrase</Name><Value xsi:type="…">abc</Value>.
     cwmp = (
         rf"(?=</Name>)(?<=<Name>[^<>\r\n]{{1,256}})</Name>\s{{0,3}}<Value(?:{attribute}){{0,2}}>"
@@ -473,7 +474,7 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # The name as an element's name attribute, the value its content (Hibernate and Spring
     # XML: <property name="hibernate.connection.password">abc</property>).
     xml_named = (
-        rf"""(?<=\sname=(?P<nq>["'])[\w:.\-]{{0,100}})(?P=nq)(?:{attribute}){{0,4}}\s{{0,3}}>"""
+        rf"""(?=["'])(?<=\sname=(?P<nq>["'])[\w:.\-]{{0,100}})(?P=nq)(?:{attribute}){{0,4}}\s{{0,3}}>"""
         rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
     )
     # A query string or JSON URL-encoded inside another URL (OAuth redirects, logged request
