@@ -465,7 +465,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
     )
     # A property list's key and its string (macOS Wi-Fi and MDM profiles):
     # <key>Password</key><string>abc</string>.
-    plist = rf"(?=</key>)(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    plist = (
+        rf"(?=</key>)(?<=<key>[^<>\r\n]{{1,100}})</key>\s{{0,3}}<string>"
+        rf"(?P<secret>[^<>\r\n]{{1,{n}}})</"
+    )
     # A TR-069 (CWMP) parameter: <Name>…KeyPassphrase</Name><Value xsi:type="…">abc</Value>.
     cwmp = (
         rf"(?=</Name>)(?<=<Name>[^<>\r\n]{{1,256}})</Name>\s{{0,3}}<Value(?:{attribute}){{0,2}}>"
