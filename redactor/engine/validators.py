@@ -691,6 +691,12 @@ _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 _AUTH_METHODS = frozenset(
     ["kerberos", "ntlm", "negotiate", "basic", "digest", "bearer", "anonymous", "certificate"]
 )
+# Methods named with digits (Azure IoT Hub's auth=x509CA, MQTT brokers' auth=x509), and a
+# version after a name that ends in "auth" (a chart or an image: charts/auth:3.28.7).
+_AUTH_METHOD_OR_VERSION = re.compile(
+    r"(?i:x\.?509(?:[-_]?ca)?|m?tls1?[0-9.]{0,3}|sas|scram-sha-(?:1|256|512)|cram-md5|oauth2?)"
+    r"|v?[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:[-+][0-9A-Za-z.\-]{1,40})?"
+)
 _SSH_KEY_TYPE = re.compile(
     r"ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"
 )
@@ -699,12 +705,13 @@ _SSH_KEY_TYPE = re.compile(
 def auth_value(value: str) -> bool:
     """A credential under the bare key "auth", not what payment and mail logs put there: a
     card payment's approval code (auth=931924, auth=7YE18Y), a count (Postfix's auth=0/1), a
-    mode, one lower-case word (sendmail's AUTH=server), a method's name (auth=Kerberos), or an
-    SSH public key's type ("public key auth: ssh-ed25519 AAAA…", the key itself public)."""
+    mode, one lower-case word (sendmail's AUTH=server), a method's name (auth=Kerberos,
+    auth=x509CA), a version (charts/auth:3.28.7), or an SSH public key's type ("public key
+    auth: ssh-ed25519 AAAA…", the key itself public)."""
     core = value.strip("\"'")
     if core.isalpha() and (core.islower() or core.lower() in _AUTH_METHODS) and len(core) <= 12:
         return False
-    if _SSH_KEY_TYPE.fullmatch(core):
+    if _SSH_KEY_TYPE.fullmatch(core) or _AUTH_METHOD_OR_VERSION.fullmatch(core):
         return False
     return not _APPROVAL_CODE.fullmatch(core) and not_a_count(value)
 
@@ -869,11 +876,13 @@ def key_128_hex(value: str) -> bool:
 def long_token(value: str) -> bool:
     """16 characters or more with letters and digits, no placeholder and no label with a
     number: a key as API platforms issue them (3scale's and VesselFinder's user_key), where the
-    same name elsewhere holds a short account label (a feature flag's user_key=acct_8535)."""
+    same name elsewhere holds a short account label (a feature flag's user_key=acct_8535) or the
+    user's id, a UUID as feature-flag services log it (LaunchDarkly's user_key=b6114fdb-…)."""
     core = value.strip("\"'")
     return (
         _letters_and_digits(core, 16)
         and not _LABELLED_NUMBER.fullmatch(core)
+        and not _UUID.fullmatch(core)
         and not_placeholder_like(core)
     )
 
