@@ -47,7 +47,7 @@ _INNER_BRACKET = rf"[\[\]{{}}()](?={_BARE_CHAR})"
 # before an escaped line break (PrivateKey = EHzK…o34=\nAddress = …), and so is anything
 # after ":" (password: Pa=ss9).
 _NEXT_FIELD = (
-    r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{0,63}=(?![=\s\"',;}\]\\]|$)"
+    r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{1,63}=(?![=\s\"',;}\]\\]|$)"
     r"|[a-z_][a-z_.\-]{0,63}=(?:[ \t]|$)))"
 )
 # Before a quoted value: a Python bytes/raw/unicode prefix (b'...'), SQL Server's national

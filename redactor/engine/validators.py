@@ -328,7 +328,7 @@ _MASK_RUNS = ("***", "XXXXXX", "xxxxxx", "\u2022\u2022\u2022", "\u25cf\u25cf\u25
 # properties (![…]), Octopus Deploy's variables and Ruby's interpolation (#{DbPassword}), and
 # FreeRADIUS' and Perl's environment (secret = $ENV{RADIUS_SECRET}).
 _PLACEHOLDER_PREFIXES = (
-    "${", "$$", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:",
+    "${", "$(", "{{", "<", "%(", "%{", "%%", "$__", "[redacted", "arn:", "hmac-sha256:",
     "@{", "__n8n_BLANK_VALUE_", "![", "#{", "$ENV{",
     # "[redacted]" in base64, as Envoy's config dump shows a secret's inline_bytes
     "W3JlZGFjdGVkXQ",
@@ -408,6 +408,9 @@ _HTTP_VERSION = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
 _SHELL_VARIABLE = re.compile(
     r"\$(?:[A-Z_][A-Z0-9_]+|[a-z_][a-z0-9_]+|[a-z]?[a-z0-9]*(?:[A-Z][a-z0-9]+)+)[),$]?"
 )
+# A variable escaped with a second "$" (Compose's $$VAR, FreeSWITCH's $${default_password}); a
+# generated password may also begin with "$$" ($$h_m!^=80dDP=), and that one is a value.
+_DOUBLE_DOLLAR_VARIABLE = re.compile(r"\$\$(?:\{[^{}\s]{1,64}\}|[A-Za-z_][A-Za-z0-9_]{0,63})")
 # Where a secret is kept rather than the secret: an absolute, home or ./ path of two or more
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
 # options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
@@ -593,7 +596,9 @@ def not_placeholder_like(value: str) -> bool:
     first = core[0]
     if first == "(" and core[1:].rstrip(")").replace(" ", "").isalpha():
         return False
-    if first == "$" and _SHELL_VARIABLE.fullmatch(core):
+    if first == "$" and (
+        _SHELL_VARIABLE.fullmatch(core) or _DOUBLE_DOLLAR_VARIABLE.fullmatch(core)
+    ):
         return False  # token: $GITHUB_TOKEN, --set db.password=$DB_PASSWORD (not expanded)
     if ("_" in core or "-" in core) and _SECRET_NAME.fullmatch(core.rstrip(")")):
         # token=clever_district_token (env, not shown), $(gcloud … --secret=db-password): what
