@@ -45,7 +45,8 @@ _INNER_BRACKET = rf"[\[\]{{}}()](?={_BARE_CHAR})"
 # the next field, not the value, and so is a lower-case key with an empty value of its own
 # ("password= token= host=db"). A value ending in base64 padding (dDN4S1lTWlF=) is one, also
 # before an escaped line break (PrivateKey = EHzK…o34=\nAddress = …), and so is anything
-# after ":" (password: Pa=ss9).
+# after ":" (password: Pa=ss9). A field's name has two characters at least: in
+# "keyPassword = F=mT$…" the value begins with "F=".
 _NEXT_FIELD = (
     r"(?!(?<==[ \t]{1,3})(?:[A-Za-z_][\w.\-]{1,63}=(?![=\s\"',;}\]\\]|$)"
     r"|[a-z_][a-z_.\-]{0,63}=(?:[ \t]|$)))"
@@ -425,6 +426,9 @@ def _pattern_source(names: str, value_kind: str) -> str:
     # ((b'x-api-key', b'...')); single quotes only: a SQL column list, ("password", "email"),
     # is no pair. The name must open the pair: in a list of strings ("password",
     # "client_credentials", "urn:...:device_code"]) the last two are no name and value.
+    # Here and in the separators above, a branch that opens with a long lookbehind first looks
+    # ahead at the character it needs: tried at every name that is no key ("password reset"),
+    # the lookbehind alone scanned back up to 120 characters each time.
     pair = (
         r"""(?:(?=["'])(?<=\[\s{0,2}["'][^"'\[\]\r\n]{1,100})"""
         rf"""["']\s{{0,2}},\s{{0,2}}["'](?P<secret>[^"'\\\r\n]{{1,{n}}})["']"""
