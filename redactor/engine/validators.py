@@ -878,6 +878,22 @@ def key_128_hex(value: str) -> bool:
     )
 
 
+_HEX_KEY = re.compile(r"[0-9A-Fa-f]{16}|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{48}")
+
+
+def des_key_hex(value: str) -> bool:
+    """A payment HSM's key in clear: one, two or three DES key lengths in hex (16, 32 or 48
+    digits), letters and digits both and more than four distinct ones (not a blank, zeroed or
+    all-F field)."""
+    core = value.strip("\"'")
+    return (
+        _HEX_KEY.fullmatch(core) is not None
+        and not core.isdigit()
+        and not core.isalpha()
+        and len(set(core.lower())) > 4
+    )
+
+
 def long_token(value: str) -> bool:
     """16 characters or more with letters and digits, no placeholder and no label with a
     number: a key as API platforms issue them (3scale's and VesselFinder's user_key), where the
@@ -985,6 +1001,7 @@ VALIDATORS: dict[str, Validator] = {
     "session_cookie": session_cookie,
     "random_token": random_token,
     "long_token": long_token,
+    "des_key_hex": des_key_hex,
     "key_128_hex": key_128_hex,
     "generated_token": generated_token,
     "one_time_code": one_time_code,
