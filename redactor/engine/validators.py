@@ -864,34 +864,32 @@ def _random_shape(core: str) -> bool:
 
 
 _HEX_128 = re.compile(r"[0-9A-Fa-f]{32}")
+_HEX_DES = re.compile(r"[0-9A-Fa-f]{16}|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{48}")
+
+
+def _hex_key(value: str, shape: re.Pattern[str], more_distinct_than: int) -> bool:
+    """A key in hex of ``shape``: letters and digits both, and more distinct digits than a
+    blank, zeroed or test field holds."""
+    core = value.strip("\"'")
+    return (
+        shape.fullmatch(core) is not None
+        and not core.isdigit()
+        and not core.isalpha()
+        and len(set(core.lower())) > more_distinct_than
+    )
 
 
 def key_128_hex(value: str) -> bool:
     """A 128-bit key in hex (a SIM's Ki or OPc): 32 hex digits, letters and digits both and
     more than two distinct ones (not a test SIM's all-zero key or a blank field)."""
-    core = value.strip("\"'")
-    return (
-        _HEX_128.fullmatch(core) is not None
-        and not core.isdigit()
-        and not core.isalpha()
-        and len(set(core.lower())) > 2
-    )
-
-
-_HEX_KEY = re.compile(r"[0-9A-Fa-f]{16}|[0-9A-Fa-f]{32}|[0-9A-Fa-f]{48}")
+    return _hex_key(value, _HEX_128, 2)
 
 
 def des_key_hex(value: str) -> bool:
     """A payment HSM's key in clear: one, two or three DES key lengths in hex (16, 32 or 48
     digits), letters and digits both and more than four distinct ones (not a blank, zeroed or
     all-F field)."""
-    core = value.strip("\"'")
-    return (
-        _HEX_KEY.fullmatch(core) is not None
-        and not core.isdigit()
-        and not core.isalpha()
-        and len(set(core.lower())) > 4
-    )
+    return _hex_key(value, _HEX_DES, 4)
 
 
 def long_token(value: str) -> bool:
