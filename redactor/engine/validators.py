@@ -694,12 +694,16 @@ _APPROVAL_CODE = re.compile(r"[A-Z0-9]{6}")
 
 # Authentication methods as a server logs which one a client used (PI Web API's auth=Kerberos).
 _AUTH_METHODS = frozenset(
-    ["kerberos", "ntlm", "negotiate", "basic", "digest", "bearer", "anonymous", "certificate"]
+    [
+        "kerberos", "ntlm", "negotiate", "basic", "digest", "bearer", "anonymous", "certificate",
+        "sas", "oauth",
+    ]
 )
-# Methods named with digits (Azure IoT Hub's auth=x509CA, MQTT brokers' auth=x509), and a
-# version after a name that ends in "auth" (a chart or an image: charts/auth:3.28.7).
+# Methods named with digits or dashes (Azure IoT Hub's auth=x509CA, MQTT brokers' auth=x509,
+# SASL's cram-md5), and a version after a name that ends in "auth" (a chart or an image:
+# charts/auth:3.28.7).
 _AUTH_METHOD_OR_VERSION = re.compile(
-    r"(?i:x\.?509(?:[-_]?ca)?|m?tls1?[0-9.]{0,3}|sas|scram-sha-(?:1|256|512)|cram-md5|oauth2?)"
+    r"(?i:x\.?509(?:[-_]?ca)?|m?tls1?[0-9.]{0,3}|scram-sha-(?:1|256|512)|cram-md5|oauth2)"
     r"|v?[0-9]{1,4}(?:\.[0-9]{1,4}){1,3}(?:[-+][0-9A-Za-z.\-]{1,40})?"
 )
 _SSH_KEY_TYPE = re.compile(
