@@ -499,9 +499,10 @@ _STRIPE_OBJECT_ID = re.compile(
 # f7d8cb75…), a sample value in an example file (your-key-here, YOUR_API_TOKEN,
 # changeme-in-vault), and keys that are public by design: Stripe's publishable keys, Mapbox's
 # public tokens (pk.eyJ…), Square's application ids, Adyen's client keys (live_ and 32
-# capitals and digits) and Global Payments' (Heartland's) public API keys (pkapi_prod_…), all
-# of which browsers are sent; the tracking token of Marketo's Munchkin cookie, which it sets
-# in every visitor's browser; and public keys themselves.
+# capitals and digits), Global Payments' (Heartland's) public API keys (pkapi_prod_…) and
+# RevenueCat's SDK keys (appl_…, goog_…), all of which browsers and apps are sent; the
+# tracking token of Marketo's Munchkin cookie, which it sets in every visitor's browser; and
+# public keys themselves.
 _SHORTENED = re.compile(r"\w{0,8}[-_]?(?:\.{3}|\u2026)\w{0,6}")
 _SAMPLE_VALUE = re.compile(
     # up to three words first: WordPress's sample salts, "put your unique phrase here"
@@ -513,6 +514,8 @@ _SAMPLE_VALUE = re.compile(
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
     r"|pkapi_(?:prod|cert|test)_\w{16,}"
+    # RevenueCat's public SDK keys, one per store (its secret keys are sk_…)
+    r"|(?:appl|goog|amzn)_[A-Za-z0-9]{20,40}"
     # A public key's DER (SubjectPublicKeyInfo) in base64, under names such as licenseKey
     # (Google Play's app licence key) or publicKey: RSA keys of any size, EC P-256, Ed25519.
     r"|MII[A-Za-z0-9+/]{3}ANBgkqhkiG9w0BAQEFAAOC[A-Za-z0-9+/=.\u2026]{8,}"
