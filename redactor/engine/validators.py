@@ -385,8 +385,10 @@ _PLACEHOLDER_WORDS = frozenset(
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
-# constant: each word letters and maybe a number after them (auth=WPA2_PSK; not X7Q_9ZK2).
-_ENV_NAME = re.compile(r"[A-Z]+[0-9]*(?:_(?:[A-Z]+[0-9]*|[0-9]+))+")
+# constant: each word letters and maybe a number after them, or a number inside them after two
+# letters at least (auth=WPA2_PSK, KRB5KDC_ERR_PREAUTH_FAILED; not X7Q_9ZK2).
+_CONSTANT_WORD = r"(?:[A-Z]+[0-9]*|[A-Z]{2,}[0-9]+[A-Z]+)"
+_ENV_NAME = re.compile(rf"{_CONSTANT_WORD}(?:_(?:{_CONSTANT_WORD}|[0-9]+))+")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z][a-z]+){2,}")
 _WORD_AND_NUMBER = re.compile(r"[A-Za-z]{3,}[0-9]{2,}[!#$%&*?]?")
 # The name of a secret rather than the secret: lower-case words joined by "_" (or "-", as Secret
