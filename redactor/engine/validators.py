@@ -366,6 +366,7 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"enabled", "disabled", "empty", "unset", "default", "n/a", "not-set", "unchanged"}
     | {"changed", "updated", "reset", "rotated", "revoked", "refreshed", "failed", "locked"}
     | {"valid", "present", "public", "demo", "set", "configured", "provided"}
+    | {"consumed", "used", "verified"}  # a one-time token's state: reset_token=consumed
     # a permission level (GitHub Actions' "id-token: write")
     | {"read", "write"}
     # where a resolver put it: "vault:…#password -> env CLIENT_SECRET"
@@ -382,6 +383,11 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"xbl3.0"}
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
     | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private", "encrypted"}
+    # ... and in other languages ("pass": "[REDACTADO]", пароль=<скрыт>)
+    | {"redactado", "oculto", "oculta", "enmascarado", "censurado", "ocultado", "mascarado"}
+    | {"geschwärzt", "maskiert", "verborgen", "versteckt", "masqué", "caché", "masquée"}
+    | {"nascosto", "mascherato", "oscurato", "gemaskeerd", "ukryte", "ukryty"}
+    | {"zamaskowane", "gizli", "maskelendi", "скрыт", "скрыто", "скрытый", "замаскирован"}
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
@@ -582,7 +588,7 @@ def not_placeholder_like(value: str) -> bool:
         core = core.strip("[]*")
         if not core:
             return False
-    if len(core) <= 10 and core.lower() in _PLACEHOLDER_WORDS:
+    if len(core) <= 12 and core.lower() in _PLACEHOLDER_WORDS:
         return False
     if core[:3].lower() in ("not", "no_", "no-", "no ") and _NEGATED_STATE.fullmatch(core):
         return False  # mobile_credential=not_requested, token=not-provided, pin=no_pin
