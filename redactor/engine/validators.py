@@ -423,6 +423,12 @@ _DOUBLE_DOLLAR_VARIABLE = re.compile(r"\$\$(?:\{[^{}\s]{1,64}\}|[A-Za-z_][A-Za-z
 # parts (/run/secrets/app, ~/.aws/credentials, ./password.txt), maybe with a container mount's
 # options (-v /run/secrets/db_password:/run/secrets/db_password:ro).
 _FILE_PATH = re.compile(r"(?:/|~/|\./)[\w.\-]+(?:/[\w.\-]+)+/?(?::(?:ro|rw|z|Z)(?:,[\w=]+)*)?")
+# A Windows file's path, its backslashes maybe escaped (-privatekey="C:\\EDI\\keys\\t.ppk"): a
+# drive, folders and a file with an extension.
+_WINDOWS_FILE_PATH = re.compile(
+    r"[A-Za-z]:(?:\\{1,2}|/)(?:[\w .$\-]{1,255}(?:\\{1,2}|/)){0,32}"
+    r"[\w .$\-]{1,255}\.[A-Za-z0-9]{1,5}"
+)
 # A secret store's path of lower-case words, three parts or more (Vault's kv/data/app/db,
 # database/creds/orders-ro): where a value is kept, not the value.
 _SECRET_PATH = re.compile(r"[a-z][a-z_\-]*(?:/[a-z][a-z0-9_.\-]*){2,8}")
@@ -623,6 +629,8 @@ def not_placeholder_like(value: str) -> bool:
         return False  # a YAML tag: password: !vault |, !Ref DBPassword, !Sub, !GetAtt
     if first in "/.~" and _FILE_PATH.fullmatch(core) and not _has_random_segment(core):
         return False  # secret=/run/secrets/app, credentials: /etc/app/creds.json
+    if core[1:2] == ":" and _WINDOWS_FILE_PATH.fullmatch(core):
+        return False  # a key file's path: -privatekey="C:\\keys\\sftp.ppk"
     if core.count("/") >= 2 and _SECRET_PATH.fullmatch(core):
         return False  # a secret engine's path: Vault agent's secret=database/creds/app-ro
     if first == "A" and core.startswith("AutoGenerate"):
@@ -708,6 +716,8 @@ _AUTH_METHODS = frozenset(
     [
         "kerberos", "ntlm", "negotiate", "basic", "digest", "bearer", "anonymous", "certificate",
         "sas", "oauth",
+        # who signs a Tomcat resource on: <Resource auth="Container"> (or "Application")
+        "container", "application",
     ]
 )
 # Methods named with digits or dashes (Azure IoT Hub's auth=x509CA, MQTT brokers' auth=x509,
