@@ -561,7 +561,8 @@ _COOKIE_ATTRIBUTES = frozenset(
     ]
 )
 # Cookies that analytics and consent scripts set in the browser (Google Analytics and Ads,
-# Meta, Microsoft Clarity and UET, Hotjar, Matomo, Segment, Amplitude, Mixpanel, Yandex;
+# Meta, Microsoft Clarity and UET, Hotjar, Matomo, Segment, Amplitude, Mixpanel, Yandex,
+# HubSpot, Marketo's Munchkin, Klaviyo;
 # OneTrust, Cookiebot, IAB TCF and US privacy strings): visitor counters and consent choices
 # that no server issues and no server accepts as a login, kept for debugging like the
 # attributes; and what load balancers and PeopleSoft set beside the session (F5's
@@ -573,6 +574,7 @@ _ANALYTICS_COOKIE = re.compile(
     r"|__utm[abcztv]|ajs_(?:anonymous|user)_id|_pk_(?:id|ses)[\w.]*|amplitude_id\w*|_ym_\w+"
     r"|mp_\w+_mixpanel|OptanonConsent|OptanonAlertBoxClosed|CookieConsent|euconsent(?:-v2)?"
     r"|usprivacy|_shopify_(?:y|s|sa_t|sa_p|m|tm|tw|evids)"
+    r"|__hs(?:tc|sc|src)|hubspotutk|_mkto_trk|__kla_id"
     r"|BIGipServer[\w~.\-]*|AWSALB(?:CORS|TG|TGCORS)?|PS_TOKENEXPIRE|PS_LASTSITE|PS_DEVICEFEATURES"
     r"|CloudFront-Key-Pair-Id"
 )

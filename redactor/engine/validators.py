@@ -348,6 +348,9 @@ _REFERENCE_PREFIXES = (
     "hashivault:",
     # Azure App Service's Key Vault reference, and a value SOPS encrypted in a config file
     "@Microsoft.KeyVault(", "ENC[AES256_GCM,",
+    # the Datadog Agent's secret handles (DD_API_KEY=ENC[k8s_secret@ns/name/key]), resolved by
+    # its secret backend; k6's environment (__ENV.SYNTH_PASS)
+    "ENC[k8s_secret@", "ENC[file@", "__ENV.",
 )
 # A secret manager's secret by name and version, as Cloud Run's --set-secrets and Secret
 # Manager references give it (DB_PASS=db-pass:latest, STRIPE_KEY=stripe-key:3).
@@ -522,8 +525,9 @@ _SAMPLE_VALUE = re.compile(
     # up to three words first: WordPress's sample salts, "put your unique phrase here"
     r"(?:[A-Za-z]{1,12} ){0,3}(?i:your)(?:[-_ ]|(?=[A-Z]))[A-Za-z_\- ]{0,40}"
     r"|[A-Za-z_\-]{0,40}[-_](?i:here)"
-    # an instruction in a sample config: changeme-in-vault, changeit_before_deploy
-    r"|(?i:change[-_]?(?:me|it))[-_][A-Za-z][A-Za-z_\-]{1,40}"
+    # an instruction in a sample config: changeme-in-vault, changeit_before_deploy, and a
+    # sample key in a vendor's shape (changeme-us21: Mailchimp's data-centre suffix)
+    r"|(?i:change[-_]?(?:me|it))[-_][A-Za-z][A-Za-z0-9_\-]{1,40}"
 )
 _PUBLIC_KEY = re.compile(
     r"pk_(?:live|test)_\w{8,}|pk\.eyJ[\w.\-]+|sq0idp-[\w\-]{22}|(?:live|test)_[A-Z0-9]{32}"
@@ -558,6 +562,9 @@ _MASK_WORDS = frozenset(
     {"hidden", "redacted", "masked", "omitted", "filtered", "elided", "deleted"}
 )
 _WORDS = re.compile(r"[a-z]+")
+# A sentence in a value's place: an API's error message under the field it is about
+# ({"Key":"x-client-secret","Value":"The client secret is missing or invalid."}).
+_SENTENCE = re.compile(r"[A-Z][a-z]{0,15}(?: [a-z]{1,15}){4,30}\.")
 
 
 def not_placeholder_like(value: str) -> bool:
@@ -660,6 +667,8 @@ def not_placeholder_like(value: str) -> bool:
     if (" " in core or "*" in core or "[" in core) and not _MASK_WORDS.isdisjoint(
         _WORDS.findall(core.lower())
     ):  # connected (token hidden), apikey|[redacted]
+        return False
+    if core[-1] == "." and " " in core and _SENTENCE.fullmatch(core):
         return False
     return not (("." in core or "_" in core or core[-1] in "([") and _is_code_reference(core))
 
