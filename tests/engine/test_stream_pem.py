@@ -91,6 +91,19 @@ def test_a_chunk_that_begins_inside_a_key_masks_the_lines_above_its_end(engine: 
     assert [f.rule_id for f in findings] == ["secret.pem.private_key"]
 
 
+def test_the_look_back_crosses_a_body_line_that_a_trigger_fired_on(engine: Redactor) -> None:
+    # An RSA key's first body line begins as a bare DER key does (MII…IBAAK…): stage 1 sends it
+    # to stage 2, which leaves it as it is (64 characters are no whole key); the END line must
+    # still mask it with the rest.
+    key = _block().split(b"\n")
+    data = b"\n".join(b"app-1  | " + line for line in key[1:]) + b"\nafter\n"
+    first_body_line = (0, data.index(b"\n"))
+    assert first_body_line in {(start, end) for start, end, _ in engine.scanner.dirty_lines(data)}
+    out, _ = _scrub(engine, data)
+    assert BODY[0] not in out
+    assert _lines_of(out)[0].startswith(b"app-1  | [private_key#")
+
+
 def test_a_legacy_encrypted_key_with_its_headers_and_blank_line(engine: Redactor) -> None:
     header = [b"-----BEGIN RSA PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED"]
     header.append(b"DEK-Info: AES-128-CBC,3F17F5316E2BAC89")
