@@ -258,8 +258,10 @@ def _pattern_source(names: str, value_kind: str) -> str:
         # value follows).
         quoted = rf'(?<==)"[^"\r\n\\]{{0,{MAX_VALUE_CHARS}}}"'
         inner_bar = r"\|(?![A-Za-z][\w\-]{0,60}:(?!-))"
+        # No header's value begins with "{": an object there is a session library's cookie
+        # options (express-session's cookie: { secure: true, … }), whose keys are their own.
         bare = (
-            rf"""(?P<secret>(?:[^\s"'\\|]|{quoted})"""
+            rf"""(?!\{{)(?P<secret>(?:[^\s"'\\|]|{quoted})"""
             rf"""(?:[^\r\n"'\\|]{{1,{MAX_VALUE_CHARS}}}+|{inner_bar}|{quoted}){{0,{MAX_VALUE_CHARS}}})"""
         )
     else:
