@@ -33,6 +33,7 @@ from redactor.engine.scanner import DatabaseCache, Scanner, make_anchor_finder, 
 from redactor.engine.validators import (
     decode_base64_text,
     entropy_at_least,
+    is_other_tools_mask,
     not_placeholder_like,
 )
 
@@ -486,6 +487,8 @@ class Redactor:
             return item
         if rule.validator is not None and rule.validator(text) is False:
             return item  # not this rule's kind of value; the caller redacts it as usual
+        if is_other_tools_mask(text):
+            return item  # "[FILTERED]", "REDACTED", "***": masked before it reached us
         # A cookie header's values are masked one by one, its names and attributes kept.
         split = VALUE_SPANS.get(rule.value)
         if split is None:

@@ -362,6 +362,13 @@ _ANGLE_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_\- ]{1,40}>")
 # A state said in the negative where a value would be: not_requested, not-provided, no_pin,
 # [not logged].
 _NEGATED_STATE = re.compile(r"(?i:not?)[-_ ][a-z]{2,20}(?:[-_ ][a-z]{2,20})?")
+# What tools write in place of a masked value, in other languages than English.
+_MASKS_IN_OTHER_LANGUAGES = frozenset(
+    {"redactado", "oculto", "oculta", "enmascarado", "censurado", "ocultado", "mascarado"}
+    | {"geschwärzt", "maskiert", "verborgen", "versteckt", "masqué", "caché", "masquée"}
+    | {"nascosto", "mascherato", "oscurato", "gemaskeerd", "ukryte", "ukryty"}
+    | {"zamaskowane", "gizli", "maskelendi", "скрыт", "скрыто", "скрытый", "замаскирован"}
+)
 _PLACEHOLDER_WORDS = frozenset(
     {"null", "none", "true", "false", "undefined", "redacted", "<redacted>"}
     # states logged where a value would be: session_id=missing, verification_code=sent
@@ -387,10 +394,7 @@ _PLACEHOLDER_WORDS = frozenset(
     | {"hidden", "filtered", "masked", "removed", "omitted", "sensitive", "secret"}
     | {"protected", "obfuscated", "scrubbed", "censored", "elided", "private", "encrypted"}
     # ... and in other languages ("pass": "[REDACTADO]", пароль=<скрыт>)
-    | {"redactado", "oculto", "oculta", "enmascarado", "censurado", "ocultado", "mascarado"}
-    | {"geschwärzt", "maskiert", "verborgen", "versteckt", "masqué", "caché", "masquée"}
-    | {"nascosto", "mascherato", "oscurato", "gemaskeerd", "ukryte", "ukryty"}
-    | {"zamaskowane", "gizli", "maskelendi", "скрыт", "скрыто", "скрытый", "замаскирован"}
+    | _MASKS_IN_OTHER_LANGUAGES
 )
 # Code, not a value: a traceback's source line passes a variable (password=DB_PASSWORD,
 # secret=settings.WEBHOOK_SECRET, credentials=pika.PlainCredentials(, password=cfg[...); a
@@ -565,6 +569,18 @@ _WORDS = re.compile(r"[a-z]+")
 # A sentence in a value's place: an API's error message under the field it is about
 # ({"Key":"x-client-secret","Value":"The client secret is missing or invalid."}).
 _SENTENCE = re.compile(r"[A-Z][a-z]{0,15}(?: [a-z]{1,15}){4,30}\.")
+
+
+def is_other_tools_mask(value: str) -> bool:
+    """Whether ``value`` is what another tool put in a secret's place: a word such as
+    REDACTED or [FILTERED] (in any language listed), maybe in brackets or stars, or a run of
+    stars, bullets or x's. A value under a sensitive key in a dict is masked whatever its shape,
+    but such a mask holds nothing to seal."""
+    core = value.strip("\"' ")
+    if len(core) >= 3 and not core.strip("*\u2022xX"):
+        return True
+    word = core.strip("[]*<>()").lower()
+    return word in _MASK_WORDS or word in _MASKS_IN_OTHER_LANGUAGES
 
 
 def not_placeholder_like(value: str) -> bool:

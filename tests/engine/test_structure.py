@@ -55,6 +55,17 @@ def test_dirty_structure_is_copied_and_the_input_is_not_mutated(engine: Redactor
     assert out["tags"][2][0] == "c"
 
 
+@pytest.mark.parametrize("mask", ["[FILTERED]", "REDACTED", "********", "[REDACTADO]", "<hidden>"])
+def test_another_tools_mask_under_a_sensitive_key_is_left_alone(
+    engine: Redactor, mask: str
+) -> None:
+    # A value masked before it reached us holds nothing to seal; changing it only adds noise.
+    record = {"password": mask, "headers": {"Authorization": [mask]}}
+    findings: list[Finding] = []
+    assert engine.redact(record, findings=findings) is record
+    assert findings == []
+
+
 @pytest.mark.parametrize(
     "value",
     [123456, 3.14159, b"raw-bytes-secret", "plain-str-secret", 8301],
