@@ -179,6 +179,13 @@ def spoken_card_number(value: str) -> bool:
     return digits is not None and card_number(digits)
 
 
+def spoken_ssn(value: str) -> bool:
+    """An SSN said digit by digit in words ("five three six two two …"): nine digits that
+    are an SSN as issued (``ssn``)."""
+    digits = spoken_digits(value)
+    return digits is not None and len(digits) == 9 and ssn(digits)
+
+
 # What an SSN is written with: digits (full-width too) and the separators people put between
 # its groups.
 _SSN_SEPARATORS = " \t\u00a0-./+\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
@@ -1035,6 +1042,7 @@ VALIDATORS: dict[str, Validator] = {
     "luhn": luhn,
     "card_number": card_number,
     "spoken_card_number": spoken_card_number,
+    "spoken_ssn": spoken_ssn,
     "ssn": ssn,
     "mod97": mod97,
     "github_crc32": github_crc32,
