@@ -72,18 +72,18 @@ def redact_edits(
     edits: list[Edit] = []
     redact_line = redactor.redact_line
     done_to = -1  # the end of the last line handled: a PEM block's lines are handled at once
-    # The end of the last edit: an END line whose key began before the chunk looks back over
-    # the lines after it, also over a body line that some trigger fired on but that redaction
-    # left as it was (the edits stay in order and never overlap).
-    edited_to = -1
     for line_start, line_end, triggered in redactor.scanner.dirty_lines(buf):
         if line_start <= done_to:
             continue
         line = buf[line_start:line_end]
         if b"PRIVATE KEY" in line:
+            # An END line whose key began before the chunk looks back to the last edit, also
+            # over a body line that some trigger fired on but that redaction left as it was
+            # (the edits stay in order and never overlap).
+            edited_to = edits[-1][1] if edits else -1
             block = _pem_block(buf, line_start, line_end, edited_to)
             if block is not None:
-                done_to = edited_to = block[1]
+                done_to = block[1]
                 edits.append(_redact_pem_block(redactor, buf, *block, default_trace_id, on_line))
                 continue
         done_to = line_end
@@ -95,7 +95,6 @@ def redact_edits(
             redacted = redacted.replace(b"\n", b"\\n")
         if redacted != line:
             edits.append((line_start, line_end, redacted))
-            edited_to = line_end
         if findings and on_line is not None:
             on_line(trace_id.get(), redacted, findings)
     return edits
